@@ -1,0 +1,3 @@
+"""Sluice: Databricks Jobs and Workflows as open, self-hosted Python software."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,192 @@
+"""``sluice jobs ...``: the Jobs API's job endpoints on the local store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sluice.cli.common import (
+    EXIT_INVALID,
+    Output,
+    errors_to_exit_codes,
+    fail,
+    load_settings,
+    open_store,
+    parse_pairs,
+    print_json,
+    print_table,
+)
+
+app = typer.Typer(help="Create, inspect, change, delete and run jobs.", no_args_is_help=True)
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (default) or json.")]
+JobIdArg = Annotated[int, typer.Argument(help="The job's id.")]
+
+
+def _job_json(job: Any) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "creator_user_name": job.creator_user_name,
+        "created_time": job.created_time,
+        "settings": job.settings,
+    }
+
+
+def _settings_from_file(path: Path, *, reset: bool) -> dict[str, Any]:
+    """A JobSettings document from a JSON file: plain settings, a jobs/create body or a jobs/reset body."""
+    from pydantic import ValidationError
+
+    from sluice.errors import InvalidJobError, Problem
+    from sluice.spec.jobs import JobSettings
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        fail(f"{path}: cannot read JSON: {exc}", EXIT_INVALID)
+    if not isinstance(data, dict):
+        fail(f"{path}: expected a JSON object", EXIT_INVALID)
+    if reset and "new_settings" in data:
+        data = data["new_settings"]
+    data = {k: v for k, v in data.items() if k not in ("job_id", "access_control_list")}
+    try:
+        settings = JobSettings.from_api(data)
+    except ValidationError as exc:
+        raise InvalidJobError(
+            [Problem(str(e["msg"]), file=str(path), field=".".join(map(str, e["loc"]))) for e in exc.errors()]
+        ) from None
+    return _validated(settings, path)
+
+
+def _validated(settings: Any, path: Path) -> dict[str, Any]:
+    from sluice.errors import InvalidJobError
+    from sluice.spec.bundle import LoadedJob
+    from sluice.spec.validate import validate
+
+    loaded = LoadedJob(key=path.stem, settings=settings, source_file=path, bundle_name=None, target=None)
+    problems = validate(loaded)
+    if problems:
+        raise InvalidJobError(problems)
+    result: dict[str, Any] = settings.to_api()
+    return result
+
+
+@app.command("list")
+def list_jobs(
+    name: Annotated[
+        str | None, typer.Option(help="Only jobs with exactly this name (case-insensitive).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List jobs."""
+    with errors_to_exit_codes():
+        store = open_store(load_settings())
+        try:
+            jobs = store.list_jobs(name=name, limit=limit)
+        finally:
+            store.close()
+    if output is Output.json:
+        print_json({"jobs": [_job_json(j) for j in jobs]} if jobs else {})
+        return
+    print_table(
+        ["job_id", "name", "tasks", "source"],
+        [
+            (j.job_id, j.settings.get("name", ""), len(j.settings.get("tasks", [])), j.source_path or "")
+            for j in jobs
+        ],
+    )
+
+
+@app.command("get")
+def get_job(job_id: JobIdArg) -> None:
+    """Print a job (Jobs API shape)."""
+    with errors_to_exit_codes():
+        store = open_store(load_settings())
+        try:
+            job = store.get_job(job_id)
+        finally:
+            store.close()
+    print_json(_job_json(job))
+
+
+@app.command("create")
+def create_job(
+    json_file: Annotated[Path, typer.Option("--json", help="A jobs/create body (JSON file).")],
+) -> None:
+    """Create a job from a Jobs API JSON body; prints {"job_id": N}."""
+    from sluice.engine.clock import now_ms
+
+    with errors_to_exit_codes():
+        settings = _settings_from_file(json_file, reset=False)
+        store = open_store(load_settings())
+        try:
+            job = store.create_job(settings, now=now_ms(), source_path=str(json_file.resolve()))
+        finally:
+            store.close()
+    print_json({"job_id": job.job_id})
+
+
+@app.command("reset")
+def reset_job(
+    job_id: JobIdArg,
+    json_file: Annotated[
+        Path, typer.Option("--json", help="New settings, or a jobs/reset body (JSON file).")
+    ],
+) -> None:
+    """Replace all of a job's settings."""
+    from sluice.engine.clock import now_ms
+
+    with errors_to_exit_codes():
+        settings = _settings_from_file(json_file, reset=True)
+        store = open_store(load_settings())
+        try:
+            store.get_job(job_id)
+            store.update_job(job_id, settings, now=now_ms(), source_path=str(json_file.resolve()))
+        finally:
+            store.close()
+    print_json({})
+
+
+@app.command("delete")
+def delete_job(job_id: JobIdArg) -> None:
+    """Delete a job (its past runs stay readable)."""
+    with errors_to_exit_codes():
+        store = open_store(load_settings())
+        try:
+            store.get_job(job_id)
+            store.delete_job(job_id)
+        finally:
+            store.close()
+    print_json({})
+
+
+@app.command("run-now")
+def run_now(
+    job_id: JobIdArg,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Job parameter name=value.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Drive the run here and wait for its result.")] = False,
+    output: OutputOpt = Output.json,
+) -> None:
+    """Start a run of a job. Without --wait a background process drives it and the run id is printed."""
+    from sluice.cli.runs_cmd import drive_in_background, wait_and_report
+    from sluice.engine.clock import now_ms
+    from sluice.engine.submit import run_now as submit
+
+    with errors_to_exit_codes():
+        settings = load_settings()
+        store = open_store(settings)
+        try:
+            job = store.get_job(job_id)
+            run, _ = submit(store, job, now=now_ms(), job_parameters=parse_pairs(param or [], "--param"))
+        finally:
+            store.close()
+    if not wait:
+        drive_in_background()
+        print_json({"run_id": run.run_id, "number_in_job": run.run_id})
+        return
+    raise typer.Exit(wait_and_report(run.run_id, output))

@@ -1,0 +1,242 @@
+"""The ``sluice`` command: run jobs locally, manage jobs and runs.
+
+Heavy modules are imported inside commands, so ``sluice --help`` and every command start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sluice.cli import jobs_cmd, runs_cmd
+from sluice.cli.common import (
+    EXIT_INVALID,
+    Output,
+    errors_to_exit_codes,
+    exit_code_for,
+    fail,
+    load_settings,
+    open_store,
+    parse_pairs,
+    print_json,
+    print_table,
+)
+
+if TYPE_CHECKING:
+    from sluice.cli.progress import LiveProgress
+    from sluice.spec.cache import CompiledJob
+    from sluice.store import Store
+
+app = typer.Typer(
+    name="sluice",
+    help="Databricks Jobs and Workflows on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(runs_cmd.app, name="runs")
+
+PathArg = Annotated[
+    Path,
+    typer.Argument(
+        help="A bundle (databricks.yml or its directory), a Jobs API JSON file, "
+        "or a YAML file holding one job."
+    ),
+]
+JobOpt = Annotated[
+    str | None, typer.Option("--job", help="Key of the job to use when the file defines several.")
+]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", "-t", help="Bundle target (default: the one marked default: true).")
+]
+VarOpt = Annotated[
+    list[str] | None, typer.Option("--var", help="Bundle variable override name=value; repeatable.")
+]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Job parameter name=value for this run; repeatable.")
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (default) or json.")]
+
+
+def _load(path: Path, job: str | None, target: str | None, var: list[str] | None) -> list[CompiledJob]:
+    from sluice.spec.cache import load_validated
+
+    jobs = load_validated(path, target=target, variables=parse_pairs(var or [], "--var"), job_key=job)
+    if not jobs:
+        fail(f"{path} defines no job", EXIT_INVALID)
+    return jobs
+
+
+@app.command()
+def run(
+    path: PathArg,
+    job: JobOpt = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+    param: ParamOpt = None,
+    output: OutputOpt = Output.table,
+    parallelism: Annotated[
+        int | None, typer.Option(help="Task processes at once (default: CPU count).")
+    ] = None,
+) -> None:
+    """Validate a job, deploy it into the store and run it to completion here.
+
+    Exit code 0 for SUCCESS or SUCCESS_WITH_FAILURES, 1 for FAILED, TIMEDOUT, CANCELED or a skipped run, 2 for
+    invalid input.
+    """
+    from sluice.executors.local import LocalExecutor
+
+    executor = LocalExecutor()
+    executor.start()  # the task fork server boots while the job is loaded and validated
+    try:
+        with errors_to_exit_codes():
+            jobs = _load(path, job, target, var)
+            if len(jobs) > 1:
+                keys = ", ".join(j.key for j in jobs)
+                fail(f"{path} defines several jobs ({keys}); choose one with --job KEY", EXIT_INVALID)
+            settings = load_settings()
+            store = open_store(settings)
+            try:
+                code = _run_loaded(
+                    store,
+                    jobs[0],
+                    executor,
+                    settings.home,
+                    parallelism or settings.parallelism,
+                    parse_pairs(param or [], "--param"),
+                    output,
+                )
+            finally:
+                store.close()
+    finally:
+        executor.close()
+    raise typer.Exit(code)
+
+
+def _run_loaded(
+    store: Store,
+    loaded: CompiledJob,
+    executor: object,
+    home: Path,
+    parallelism: int,
+    params: dict[str, str],
+    output: Output,
+) -> int:
+    from sluice.engine.clock import now_ms
+    from sluice.engine.local import LocalRunner, deploy
+    from sluice.engine.submit import run_now
+    from sluice.executors.local import LocalExecutor
+    from sluice.states import LifeCycleState
+
+    assert isinstance(executor, LocalExecutor)
+    deployed = deploy(store, loaded, now=now_ms())
+    listener = _progress(output)
+    with LocalRunner(
+        store, home=home, parallelism=parallelism, listener=listener, executor=executor
+    ) as runner:
+        run_record, _ = run_now(
+            store, deployed.job, now=now_ms(), job_parameters=params, driver=str(runner.driver_id)
+        )
+        if run_record.state == LifeCycleState.QUEUED.value:
+            typer.echo(f"Run {run_record.run_id} is queued: {run_record.state_message}", err=True)
+            claimed = runner.wait_for_slot(run_record)
+            run_record = claimed or store.get_run(run_record.run_id)
+        if run_record.state == LifeCycleState.PENDING.value:
+            runner.adopt_orphans()
+            if listener is not None:
+                with listener:
+                    runner.drive([run_record])
+            else:
+                runner.drive([run_record])
+    return _report(store, run_record.run_id, output)
+
+
+def _progress(output: Output) -> LiveProgress | None:
+    if output is Output.table and sys.stderr.isatty():
+        from sluice.cli.progress import LiveProgress
+
+        return LiveProgress()
+    return None
+
+
+def _report(store: Store, run_id: int, output: Output) -> int:
+    from sluice.engine.view import run_json
+
+    run_record = store.get_run(run_id)
+    task_runs = store.list_task_runs(run_id)
+    if output is Output.json:
+        print_json(run_json(run_record, task_runs))
+    else:
+        rows = [
+            (
+                tr.task_key,
+                tr.attempt_number,
+                tr.result_state or tr.state,
+                f"{(tr.end_time - tr.start_time) / 1000:.2f}s" if tr.start_time and tr.end_time else "",
+                (tr.state_message or "")[:100],
+            )
+            for tr in task_runs
+        ]
+        print_table(
+            ["task", "attempt", "result", "duration", "message"],
+            rows,
+            title=f"run {run_id}: {run_record.result_state or run_record.state}",
+        )
+        if run_record.state_message:
+            typer.echo(run_record.state_message)
+    return exit_code_for(run_record.result_state)
+
+
+@app.command()
+def validate(path: PathArg, job: JobOpt = None, target: TargetOpt = None, var: VarOpt = None) -> None:
+    """Check job definitions without running or writing anything (exit 2 when invalid)."""
+    from sluice.spec.validate import load_and_validate
+
+    with errors_to_exit_codes():
+        jobs = load_and_validate(path, target=target, variables=parse_pairs(var or [], "--var"), job_key=job)
+    for loaded in jobs:
+        typer.echo(f"{loaded.key}: OK ({len(loaded.settings.tasks)} tasks)")
+
+
+@app.command()
+def deploy(
+    path: PathArg,
+    job: JobOpt = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create or update the jobs a file defines (redeploying never duplicates a job)."""
+    from sluice.engine.clock import now_ms
+    from sluice.engine.local import deploy as deploy_job
+
+    with errors_to_exit_codes():
+        jobs = _load(path, job, target, var)
+        store = open_store(load_settings())
+        try:
+            results = [(j.key, deploy_job(store, j, now=now_ms())) for j in jobs]
+        finally:
+            store.close()
+    if output is Output.json:
+        print_json(
+            [
+                {"key": k, "job_id": d.job.job_id, "created": d.created, "changed": d.changed}
+                for k, d in results
+            ]
+        )
+        return
+    for key, d in results:
+        verb = "created" if d.created else ("updated" if d.changed else "unchanged")
+        typer.echo(f"{key}: job {d.job.job_id} {verb}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The orchestrator: creating runs and driving them to their result."""

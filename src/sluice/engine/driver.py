@@ -1,0 +1,541 @@
+"""The run driver: advances job runs from their first task to their result.
+
+One thread, one loop. Each turn waits for task processes to exit (or the next timer), then records every
+consequence in ONE store transaction — finished attempts, task values, retries, tasks skipped by run_if,
+tasks about to start — and only after that commit performs the side effects (launch, kill). A crash at any
+point therefore leaves the store describing what was or may have been started, never less; reconciliation
+(``sluice runs reconcile``, and the start of every driver) takes it from there.
+
+The driver never runs user code: every attempt is a process of its own (see ``sluice.executors``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import signal
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sluice import dag, gitsource
+from sluice.engine import runstate
+from sluice.engine.clock import Clock, now_ms
+from sluice.engine.identity import DriverId
+from sluice.engine.runstate import Attempt, RunState
+from sluice.engine.tasktypes import LaunchInputs, prepare
+from sluice.errors import SluiceError
+from sluice.executors import Exited, LaunchSpec
+from sluice.executors.local import LocalExecutor
+from sluice.refs import ReferenceResolutionError
+from sluice.runtime.context import write_context
+from sluice.states import LifeCycleState, ResultState
+from sluice.store import Store
+from sluice.store.records import RunRecord
+
+#: How often the driver looks for cancel requests made by other processes.
+CANCEL_POLL_MS = 200
+#: How often the driver proves it is alive.
+HEARTBEAT_MS = 5_000
+#: Seconds between SIGTERM and SIGKILL when a task is killed.
+KILL_GRACE_S = 5.0
+
+Listener = Callable[[RunState], None]
+TimerKind = Literal["retry", "task_timeout", "job_timeout"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended."""
+
+    result: ResultState
+    message: str
+    error: str | None = None
+    trace: str | None = None
+    exit_code: int | None = None
+    #: The platform failed (the task process could not start, its driver died): INTERNAL_ERROR.
+    internal: bool = False
+
+
+@dataclass(order=True)
+class _Timer:
+    due: int
+    seq: int
+    kind: TimerKind = field(compare=False)
+    run_id: int = field(compare=False)
+    key: str = field(compare=False, default="")
+    attempt_id: int = field(compare=False, default=0)
+
+
+class Driver:
+    """Drives any number of runs to completion with at most ``parallelism`` task processes at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        executor: LocalExecutor,
+        *,
+        home: Path,
+        parallelism: int | None = None,
+        clock: Clock = now_ms,
+        listener: Listener | None = None,
+        driver_id: DriverId | None = None,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.home = home
+        self.parallelism = max(1, parallelism or os.cpu_count() or 1)
+        self.clock = clock
+        self.listener = listener
+        self.driver_id = str(driver_id or DriverId.current())
+        self.runs: dict[int, RunState] = {}
+        self._running: dict[int, tuple[RunState, Attempt]] = {}
+        self._ready: deque[tuple[RunState, str]] = deque()
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+        self._pids: dict[int, int] = {}
+        self._kills: list[tuple[int, float]] = []
+        self._launches: list[tuple[RunState, Attempt, LaunchSpec]] = []
+        self._next_cancel_poll = 0
+        self._next_heartbeat = 0
+
+    # ------------------------------------------------------------------ adopting runs
+
+    def adopt(self, run: RunRecord, *, base_dir: Path) -> RunState:
+        """Take over a PENDING run, or an orphaned RUNNING one, and make it progress.
+
+        ``base_dir`` is where relative WORKSPACE paths of the job resolve (its definition file's directory).
+        """
+        repo_dir, checkout_error = self._checkout(run)
+        now = self.clock()
+        with self.store.transaction():
+            state = runstate.load(
+                self.store,
+                run,
+                home=self.home,
+                now=now,
+                driver=self.driver_id,
+                base_dir=base_dir,
+                repo_dir=repo_dir,
+            )
+            self.runs[run.run_id] = state
+            if checkout_error is not None:
+                self._fail_unstarted(state, checkout_error, now)
+            for attempt in state.orphaned:
+                runstate.kill_orphan(attempt)
+                message = "The process driving this run died while the task was running."
+                self._attempt_done(
+                    state, attempt, now, Outcome(ResultState.FAILED, message, message, internal=True)
+                )
+            for key in state.blocked_roots():
+                self._decide(state, key, now)
+            for key, attempt in state.attempts.items():
+                if attempt.state == LifeCycleState.WAITING_FOR_RETRY:
+                    self._push("retry", attempt.retry_due, state.run_id, key, attempt.task_run_id)
+            if state.timeout_deadline:
+                self._push("job_timeout", state.timeout_deadline, state.run_id)
+            self._settle(state, now)
+        self._notify(state)
+        return state
+
+    def _checkout(self, run: RunRecord) -> tuple[Path | None, str | None]:
+        """Check out the run's git_source (once per run; a resumed run reuses its commit)."""
+        git = run.settings.get("git_source")
+        if not git:
+            return None, None
+        dest = self.home / "runs" / str(run.run_id) / "repo"
+        if run.git_commit and dest.is_dir():
+            return dest, None
+        try:
+            commit = gitsource.checkout(
+                git["git_url"],
+                branch=None if run.git_commit else git.get("git_branch"),
+                tag=None if run.git_commit else git.get("git_tag"),
+                commit=run.git_commit or git.get("git_commit"),
+                dest=dest,
+            )
+        except SluiceError as exc:
+            return None, f"git_source checkout failed: {exc}"
+        self.store.update_run(run.run_id, git_commit=commit)
+        return dest, None
+
+    def _fail_unstarted(self, state: RunState, message: str, now: int) -> None:
+        """The run cannot start (its repository could not be checked out): no task runs."""
+        for key in state.graph.order:
+            if key not in state.results:
+                self._finish_skipped(state, key, ResultState.UPSTREAM_FAILED, now, message=message)
+        state.finish(self.store, now, internal_error=message)
+
+    def _decide(self, state: RunState, key: str, now: int) -> None:
+        decision = dag.decide(state.nodes[key], state.results)
+        if decision == "RUN":
+            self._enqueue(state, key)
+        elif decision is not None:
+            self._finish_skipped(state, key, decision, now)
+            self._cascade(state, key, now)
+
+    def _enqueue(self, state: RunState, key: str) -> None:
+        if key not in state.queued:
+            state.queued.add(key)
+            self._ready.append((state, key))
+
+    # ------------------------------------------------------------------ the loop
+
+    def run_until_done(self) -> None:
+        """Advance every adopted run until all of them are terminal."""
+        try:
+            while self._has_work():
+                self.step(self._wait_time())
+        finally:
+            self._flush_side_effects()
+
+    def step(self, timeout: float) -> None:
+        exits = self.executor.poll(timeout)
+        now = self.clock()
+        with self.store.transaction():
+            self._flush_pids()
+            for ex in exits:
+                self._on_exit(ex, now)
+            self._fire_timers(now)
+            self._poll_cancels(now)
+            self._start_ready(now)
+            self._heartbeat(now)
+            for state in list(self.runs.values()):
+                self._settle(state, now)
+        self._flush_side_effects()
+
+    def _has_work(self) -> bool:
+        return any(not s.finished for s in self.runs.values()) or bool(self._running)
+
+    def _wait_time(self) -> float:
+        now = self.clock()
+        due = self._next_cancel_poll
+        if self._timers:
+            due = min(due, self._timers[0].due)
+        if self._ready and len(self._running) < self.parallelism:
+            return 0.0
+        return max(0.0, min(due - now, CANCEL_POLL_MS) / 1000)
+
+    # ------------------------------------------------------------------ starting tasks
+
+    def _start_ready(self, now: int) -> None:
+        while self._ready and len(self._running) < self.parallelism:
+            state, key = self._ready.popleft()
+            state.queued.discard(key)
+            if state.finished or key in state.results:
+                continue
+            if state.stopping is not None and not state.runs_while_stopping(key):
+                self._finish_task(state, key, now, ResultState.CANCELED, state.stop_message())
+                continue
+            self._start_attempt(state, key, now)
+
+    def _start_attempt(self, state: RunState, key: str, now: int) -> None:
+        task = state.tasks[key]
+        attempt = state.attempts[key]
+        attempt_dir = state.attempt_dir(attempt.task_run_id)
+        attempt_dir.mkdir(parents=True, exist_ok=True)
+        state.execution_count[key] = state.execution_count.get(key, 0) + 1
+        try:
+            resolver = state.resolver(key, attempt, now)
+            prepared = prepare(task, self._inputs(state, attempt, attempt_dir, resolver))
+        except ReferenceResolutionError as exc:
+            self._finish_task(state, key, now, ResultState.FAILED, str(exc), attempt=attempt, start=now)
+            return
+        if prepared.spec is None:
+            self._finish_task(
+                state, key, now, ResultState.FAILED, prepared.error or "", attempt=attempt, start=now
+            )
+            return
+        write_context(attempt_dir / "context.json", state.context_for(key, attempt))
+        attempt.state = LifeCycleState.RUNNING
+        attempt.start_time = now
+        self.store.update_task_run(
+            attempt.task_run_id,
+            state=LifeCycleState.RUNNING.value,
+            start_time=now,
+            state_message="",
+            attempt_dir=str(attempt_dir),
+            resolved_values=prepared.resolved_values,
+        )
+        timeout_s = task.timeout_seconds
+        attempt.timeout_s = timeout_s
+        if timeout_s > 0:
+            self._push("task_timeout", now + timeout_s * 1000, state.run_id, key, attempt.task_run_id)
+        self._running[attempt.task_run_id] = (state, attempt)
+        self._launches.append((state, attempt, prepared.spec))
+
+    def _inputs(
+        self, state: RunState, attempt: Attempt, attempt_dir: Path, resolve: Callable[[str], str]
+    ) -> LaunchInputs:
+        env = {
+            "SLUICE_TASK_CONTEXT": str(attempt_dir / "context.json"),
+            "SLUICE_TASK_RUN_ID": str(attempt.task_run_id),
+            "SLUICE_JOB_RUN_ID": str(state.run_id),
+            "SLUICE_HOME": str(self.home),
+        }
+        return LaunchInputs(
+            attempt_id=attempt.task_run_id,
+            attempt_dir=attempt_dir,
+            resolve=resolve,
+            base_dir=state.base_dir,
+            repo_dir=state.repo_dir,
+            job_parameters=state.job_parameters,
+            overriding=state.record.overriding_parameters,
+            env=env,
+        )
+
+    # ------------------------------------------------------------------ finishing attempts
+
+    def _on_exit(self, ex: Exited, now: int) -> None:
+        entry = self._running.pop(ex.attempt_id, None)
+        if entry is None:
+            return
+        state, attempt = entry
+        attempt_dir = state.attempt_dir(attempt.task_run_id)
+        values = _read_task_values(attempt_dir)
+        if values is not None:
+            self.store.put_task_values(state.run_id, attempt.task_key, values)
+            state.values[attempt.task_key] = values
+        self._attempt_done(state, attempt, now, self._exit_outcome(attempt, ex, attempt_dir))
+
+    def _exit_outcome(self, attempt: Attempt, ex: Exited, attempt_dir: Path) -> Outcome:
+        code = ex.returncode
+        if attempt.killed_as is not None:
+            return Outcome(attempt.killed_as, attempt.kill_reason or "", exit_code=code)
+        if code == 0:
+            return Outcome(ResultState.SUCCESS, "", exit_code=code)
+        error, trace = _read_error(attempt_dir, code)
+        return Outcome(ResultState.FAILED, error, error, trace, code)
+
+    def _attempt_done(self, state: RunState, attempt: Attempt, now: int, outcome: Outcome) -> None:
+        key = attempt.task_key
+        result = outcome.result
+        state.messages[key] = outcome.message
+        state.end_times[key] = now
+        self.store.update_task_run(
+            attempt.task_run_id,
+            state=(LifeCycleState.INTERNAL_ERROR if outcome.internal else LifeCycleState.TERMINATED).value,
+            result_state=result.value,
+            state_message=outcome.message,
+            end_time=now,
+            error=outcome.error,
+            error_trace=outcome.trace,
+            exit_code=outcome.exit_code,
+        )
+        if state.should_retry(key, attempt, result, internal=outcome.internal):
+            retry = state.new_retry(self.store, key, attempt, now)
+            self._push("retry", retry.retry_due, state.run_id, key, retry.task_run_id)
+        else:
+            self._task_final(state, key, result, now)
+        self._notify(state)
+
+    def _finish_task(
+        self,
+        state: RunState,
+        key: str,
+        now: int,
+        result: ResultState,
+        message: str,
+        *,
+        attempt: Attempt | None = None,
+        start: int = 0,
+    ) -> None:
+        """End a task that never launched a process (skipped, canceled, or failed before launch)."""
+        current = attempt or state.attempts[key]
+        state.messages[key] = message
+        state.end_times[key] = now
+        life = LifeCycleState.TERMINATED if result in runstate.RAN_RESULTS else LifeCycleState.SKIPPED
+        self.store.update_task_run(
+            current.task_run_id,
+            state=life.value,
+            result_state=result.value,
+            state_message=message,
+            start_time=start or current.start_time,
+            end_time=now,
+            error=message if result is ResultState.FAILED else None,
+        )
+        if result is ResultState.FAILED and state.should_retry(key, current, result, internal=False):
+            retry = state.new_retry(self.store, key, current, now)
+            self._push("retry", retry.retry_due, state.run_id, key, retry.task_run_id)
+            return
+        self._task_final(state, key, result, now)
+
+    def _task_final(self, state: RunState, key: str, result: ResultState, now: int) -> None:
+        """Record a task's final result and decide what its downstream tasks do."""
+        state.results[key] = dag.DepResult(result, state.outcomes.get(key))
+        self._cascade(state, key, now)
+
+    def _cascade(self, state: RunState, key: str, now: int) -> None:
+        """Decide every downstream task whose dependencies are now all finished, transitively."""
+        pending = [key]
+        while pending:
+            done = pending.pop()
+            for child in state.graph.downstream[done]:
+                state.waiting[child] -= 1
+                if state.waiting[child] > 0:
+                    continue
+                decision = dag.decide(state.nodes[child], state.results)
+                if decision == "RUN":
+                    self._enqueue(state, child)
+                elif decision is not None:
+                    self._finish_skipped(state, child, decision, now)
+                    pending.append(child)
+
+    def _finish_skipped(
+        self, state: RunState, key: str, result: ResultState, now: int, *, message: str | None = None
+    ) -> None:
+        attempt = state.attempts[key]
+        state.messages[key] = message or runstate.skip_message(result)
+        state.end_times[key] = now
+        self.store.update_task_run(
+            attempt.task_run_id,
+            state=LifeCycleState.SKIPPED.value,
+            result_state=result.value,
+            state_message=message or runstate.skip_message(result),
+            end_time=now,
+        )
+        attempt.state = LifeCycleState.SKIPPED
+        state.results[key] = dag.DepResult(result, None)
+
+    # ------------------------------------------------------------------ timers, cancel, timeouts
+
+    def _push(self, kind: TimerKind, due: int, run_id: int, key: str = "", attempt_id: int = 0) -> None:
+        heapq.heappush(self._timers, _Timer(due, next(self._seq), kind, run_id, key, attempt_id))
+
+    def _fire_timers(self, now: int) -> None:
+        while self._timers and self._timers[0].due <= now:
+            timer = heapq.heappop(self._timers)
+            state = self.runs.get(timer.run_id)
+            if state is None or state.finished:
+                continue
+            if timer.kind == "retry":
+                attempt = state.attempts.get(timer.key)
+                current = attempt is not None and attempt.task_run_id == timer.attempt_id
+                if current and timer.key not in state.results:
+                    self._enqueue(state, timer.key)
+            elif timer.kind == "task_timeout":
+                entry = self._running.get(timer.attempt_id)
+                if entry is not None and entry[1].killed_as is None:
+                    attempt = entry[1]
+                    attempt.killed_as = ResultState.TIMEDOUT
+                    attempt.kill_reason = f"Task timed out after {attempt.timeout_s} seconds."
+                    self._kills.append((timer.attempt_id, KILL_GRACE_S))
+            else:
+                self._stop_run(state, ResultState.TIMEDOUT, now)
+
+    def _poll_cancels(self, now: int) -> None:
+        if now < self._next_cancel_poll:
+            return
+        self._next_cancel_poll = now + CANCEL_POLL_MS
+        active = [s.run_id for s in self.runs.values() if not s.finished and s.stopping is None]
+        if not active:
+            return
+        for run_id in self.store.cancel_requested(active):
+            self._stop_run(self.runs[run_id], ResultState.CANCELED, now)
+
+    def cancel(self, run_id: int) -> None:
+        """Cancel a run this driver drives (from this thread)."""
+        self._stop_run(self.runs[run_id], ResultState.CANCELED, self.clock())
+
+    def _stop_run(self, state: RunState, why: ResultState, now: int) -> None:
+        """Cancel or time out a run: kill its processes; failure handlers still run after a cancel."""
+        if state.stopping is not None:
+            return
+        state.stopping = why
+        reason = state.stop_message()
+        for attempt_id, (owner, attempt) in self._running.items():
+            if owner is state and attempt.killed_as is None:
+                attempt.killed_as = why
+                attempt.kill_reason = reason
+                self._kills.append((attempt_id, KILL_GRACE_S))
+        for key, attempt in state.attempts.items():
+            if attempt.state == LifeCycleState.WAITING_FOR_RETRY and key not in state.results:
+                self._finish_task(state, key, now, ResultState.CANCELED, reason)
+        self._notify(state)
+
+    def _heartbeat(self, now: int) -> None:
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + HEARTBEAT_MS
+        active = [s.run_id for s in self.runs.values() if not s.finished]
+        if active:
+            self.store.heartbeat(self.driver_id, active, now)
+
+    # ------------------------------------------------------------------ run results
+
+    def _settle(self, state: RunState, now: int) -> None:
+        """Finish the run once every task has its result."""
+        if state.finished or len(state.results) < len(state.tasks):
+            return
+        if any(owner is state for owner, _ in self._running.values()):
+            return
+        state.finish(self.store, now)
+        self._notify(state)
+
+    # ------------------------------------------------------------------ side effects
+
+    def _flush_side_effects(self) -> None:
+        launches, self._launches = self._launches, []
+        for state, attempt, spec in launches:
+            try:
+                self._pids[attempt.task_run_id] = self.executor.launch(spec)
+            except OSError as exc:
+                self._running.pop(attempt.task_run_id, None)
+                with self.store.transaction():
+                    message = f"could not start the task process: {exc}"
+                    outcome = Outcome(ResultState.FAILED, message, message, internal=True)
+                    self._attempt_done(state, attempt, self.clock(), outcome)
+            self._notify(state)
+        kills, self._kills = self._kills, []
+        for attempt_id, grace in kills:
+            self.executor.kill(attempt_id, grace=grace)
+
+    def _flush_pids(self) -> None:
+        pids, self._pids = self._pids, {}
+        for attempt_id, pid in pids.items():
+            if attempt_id in self._running:
+                self.store.update_task_run(attempt_id, pid=pid)
+
+    def _notify(self, state: RunState) -> None:
+        if self.listener is not None:
+            self.listener(state)
+
+
+def _read_task_values(attempt_dir: Path) -> dict[str, Any] | None:
+    try:
+        text = (attempt_dir / "task_values.json").read_text()
+    except FileNotFoundError:
+        return None
+    data = json.loads(text)
+    return data if isinstance(data, dict) else None
+
+
+def _read_error(attempt_dir: Path, returncode: int) -> tuple[str, str | None]:
+    """The error of a failed attempt: its exception, else its exit code and last words on stderr."""
+    try:
+        data = json.loads((attempt_dir / "error.json").read_text())
+        return str(data.get("error") or "task failed"), data.get("error_trace")
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
+        return f"Task process was killed by signal {name} (it may have run out of memory).", None
+    tail = _stderr_tail(attempt_dir)
+    message = f"Task process exited with code {returncode}."
+    return (f"{message} {tail}" if tail else message), None
+
+
+def _stderr_tail(attempt_dir: Path) -> str:
+    try:
+        with open(attempt_dir / "stderr.log", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 2048))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    return lines[-1].strip() if lines else ""

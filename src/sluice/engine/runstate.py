@@ -1,0 +1,348 @@
+"""The in-memory picture of one job run that the driver advances, rebuilt from the store on adoption.
+
+Loading works the same for a fresh run (every task BLOCKED) and for an orphaned one (some tasks finished,
+some attempts left RUNNING by a driver that died): the store is the truth, this is its cache.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluice import dag, refs
+from sluice.engine.plan import JobPlan, TaskPlan
+from sluice.states import LifeCycleState, ResultState, RunIf
+from sluice.store import Store
+from sluice.store.records import RunRecord, TaskRunRecord
+
+#: Results of tasks that got as far as running (or trying to): their life cycle ends TERMINATED.
+RAN_RESULTS = frozenset({ResultState.SUCCESS, ResultState.FAILED, ResultState.TIMEDOUT, ResultState.CANCELED})
+
+#: run_if rules that still run after a cancel, to clean up or alert (Databricks: "failure handling").
+FAILURE_HANDLERS = frozenset({RunIf.ALL_DONE, RunIf.AT_LEAST_ONE_FAILED, RunIf.ALL_FAILED})
+
+_SKIP_MESSAGES = {
+    ResultState.UPSTREAM_FAILED: "An upstream task failed.",
+    ResultState.UPSTREAM_CANCELED: "An upstream task was canceled.",
+    ResultState.EXCLUDED: "The task's run_if condition was not met; it counts as succeeded downstream.",
+    ResultState.DISABLED: "The task is disabled.",
+}
+
+
+def skip_message(result: ResultState) -> str:
+    return _SKIP_MESSAGES.get(result, "")
+
+
+@dataclass
+class Attempt:
+    """The latest attempt of a task in this run."""
+
+    task_key: str
+    task_run_id: int
+    attempt_number: int
+    state: LifeCycleState
+    start_time: int = 0
+    original_attempt_run_id: int | None = None
+    retry_due: int = 0
+    pid: int | None = None
+    #: Set when the driver kills it: the result it gets (TIMEDOUT, CANCELED) and the message why.
+    killed_as: ResultState | None = None
+    kill_reason: str | None = None
+    timeout_s: int = 0
+
+    @staticmethod
+    def of(tr: TaskRunRecord) -> Attempt:
+        return Attempt(
+            task_key=tr.task_key,
+            task_run_id=tr.run_id,
+            attempt_number=tr.attempt_number,
+            state=LifeCycleState(tr.state),
+            start_time=tr.start_time,
+            original_attempt_run_id=tr.original_attempt_run_id,
+            pid=tr.pid,
+        )
+
+
+@dataclass
+class RunState:
+    record: RunRecord
+    plan: JobPlan
+    tasks: dict[str, TaskPlan]
+    nodes: dict[str, dag.Node]
+    graph: dag.Graph
+    waiting: dict[str, int]
+    attempts: dict[str, Attempt]
+    run_dir: Path
+    base_dir: Path
+    job_parameters: dict[str, str]
+    repo_dir: Path | None = None
+    results: dict[str, dag.DepResult] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    execution_count: dict[str, int] = field(default_factory=dict)
+    stopping: ResultState | None = None
+    finished: bool = False
+    result: ResultState | None = None
+    timeout_seconds: int = 0
+    timeout_deadline: int = 0
+    #: Attempts left RUNNING by a dead driver, found on load; the driver fails them (INTERNAL_ERROR).
+    orphaned: list[Attempt] = field(default_factory=list)
+    #: Last message and end time of each task, for progress displays.
+    messages: dict[str, str] = field(default_factory=dict)
+    end_times: dict[str, int] = field(default_factory=dict)
+    #: Tasks in the driver's ready queue (so none is queued twice).
+    queued: set[str] = field(default_factory=set)
+
+    @property
+    def run_id(self) -> int:
+        return self.record.run_id
+
+    def attempt_dir(self, task_run_id: int) -> Path:
+        return self.run_dir / str(task_run_id)
+
+    # ------------------------------------------------------------------ decisions
+
+    def blocked_roots(self) -> list[str]:
+        """Tasks not yet decided whose dependencies are all finished (in topological order)."""
+        return [
+            key
+            for key in self.graph.order
+            if key not in self.results
+            and self.waiting[key] == 0
+            and self.attempts[key].state == LifeCycleState.BLOCKED
+        ]
+
+    def should_retry(self, key: str, attempt: Attempt, result: ResultState, *, internal: bool) -> bool:
+        if self.stopping is not None:
+            return False
+        task = self.tasks[key]
+        if task.task_type == "condition_task":
+            return False
+        if result is ResultState.TIMEDOUT and not task.retry_on_timeout:
+            return False
+        if not internal and result not in (ResultState.FAILED, ResultState.TIMEDOUT):
+            return False
+        max_retries = task.max_retries
+        return max_retries == -1 or attempt.attempt_number < max_retries
+
+    def new_retry(self, store: Store, key: str, failed: Attempt, now: int) -> Attempt:
+        """The next attempt of a failed task, WAITING_FOR_RETRY until its interval has passed."""
+        task = self.tasks[key]
+        started = failed.start_time or now
+        original = failed.original_attempt_run_id or failed.task_run_id
+        tr = store.create_task_run(
+            job_run_id=self.run_id,
+            task_key=key,
+            attempt_number=failed.attempt_number + 1,
+            state=LifeCycleState.WAITING_FOR_RETRY.value,
+            now=now,
+            original_attempt_run_id=original,
+        )
+        attempt = Attempt.of(tr)
+        attempt.retry_due = started + task.min_retry_interval_millis
+        self.attempts[key] = attempt
+        return attempt
+
+    def runs_while_stopping(self, key: str) -> bool:
+        """After a cancel, failure-handling tasks still run; after a timeout nothing new starts."""
+        return self.stopping is ResultState.CANCELED and self.nodes[key].run_if in FAILURE_HANDLERS
+
+    def stop_message(self) -> str:
+        if self.stopping is ResultState.TIMEDOUT:
+            return f"Run timed out after {self.timeout_seconds} seconds."
+        return "Run was canceled."
+
+    # ------------------------------------------------------------------ references and context
+
+    def resolver(self, key: str, attempt: Attempt, now: int) -> Callable[[str], str]:
+        context: list[refs.RefContext] = []
+
+        def resolve(text: str) -> str:
+            if "{{" not in text:
+                return text
+            if not context:
+                context.append(self._ref_context(key, attempt, now))
+            return refs.resolve(text, context[0])
+
+        return resolve
+
+    def _ref_context(self, key: str, attempt: Attempt, now: int) -> refs.RefContext:
+        infos = {
+            k: refs.TaskRefInfo(
+                run_id=self.attempts[k].task_run_id,
+                result_state=res.result.value,
+                execution_count=self.execution_count.get(k, 0),
+                error_code=None,
+                values=self.values.get(k, {}),
+                output={},
+            )
+            for k, res in self.results.items()
+        }
+        rec = self.record
+        return refs.RefContext(
+            job_id=rec.job_id or 0,
+            job_name=self.plan.name,
+            run_id=rec.run_id,
+            repair_count=rec.repair_count,
+            start_time_ms=rec.start_time or now,
+            trigger_type=rec.trigger,
+            trigger_time_ms=rec.trigger_info.get("scheduled_time"),
+            file_arrival_location=rec.trigger_info.get("file_arrival_location"),
+            job_parameters=self.job_parameters,
+            task_key=key,
+            task_run_id=attempt.task_run_id,
+            execution_count=self.execution_count.get(key, 1),
+            notebook_path=None,
+            tasks=infos,
+        )
+
+    def context_for(self, key: str, attempt: Attempt) -> dict[str, Any]:
+        """What the task process learns through its context file (see docs/protocol.md)."""
+        return {
+            "job_id": self.record.job_id,
+            "job_run_id": self.run_id,
+            "task_key": key,
+            "task_run_id": attempt.task_run_id,
+            "attempt_number": attempt.attempt_number,
+            "parameters": self.job_parameters,
+            "task_values": self.values,
+        }
+
+    # ------------------------------------------------------------------ the run's end
+
+    def finish(self, store: Store, now: int, *, internal_error: str | None = None) -> None:
+        if internal_error is not None:
+            result = ResultState.FAILED
+        elif self.stopping is not None:
+            result = self.stopping
+        else:
+            result = dag.job_result(self.graph, {k: r.result for k, r in self.results.items()})
+        message = internal_error or self._result_message(result)
+        store.update_run(
+            self.run_id,
+            state=(LifeCycleState.INTERNAL_ERROR if internal_error else LifeCycleState.TERMINATED).value,
+            result_state=result.value,
+            state_message=message,
+            termination_code="REPOSITORY_CHECKOUT_FAILED" if internal_error else None,
+            end_time=now,
+            driver=None,
+        )
+        self.finished = True
+        self.result = result
+
+    def _result_message(self, result: ResultState) -> str:
+        if result in (ResultState.CANCELED, ResultState.TIMEDOUT):
+            return self.stop_message()
+        failed = [
+            k for k, r in self.results.items() if r.result in (ResultState.FAILED, ResultState.TIMEDOUT)
+        ]
+        if not failed:
+            return ""
+        shown = ", ".join(failed[:5]) + (", ..." if len(failed) > 5 else "")
+        return f"{len(failed)} of {len(self.tasks)} tasks failed: {shown}"
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def load(
+    store: Store,
+    run: RunRecord,
+    *,
+    home: Path,
+    now: int,
+    driver: str,
+    base_dir: Path,
+    repo_dir: Path | None = None,
+) -> RunState:
+    """Build the run's state from the store, creating its task rows on first adoption."""
+    plan = JobPlan.of(run.settings)
+    wanted = set(run.only_tasks) if run.only_tasks else None
+    tasks = {k: t for k, t in plan.tasks.items() if wanted is None or k in wanted}
+    graph = plan.graph(wanted)
+    nodes = dict(graph.nodes)
+    existing = store.list_task_runs(run.run_id)
+    if not existing:
+        existing = [
+            store.create_task_run(
+                job_run_id=run.run_id,
+                task_key=key,
+                attempt_number=0,
+                state=LifeCycleState.BLOCKED.value,
+                now=now,
+            )
+            for key in tasks
+        ]
+    store.update_run(
+        run.run_id,
+        state=LifeCycleState.RUNNING.value,
+        driver=driver,
+        start_time=run.start_time or now,
+        heartbeat_time=now,
+    )
+    timeout = plan.timeout_seconds
+    state = RunState(
+        record=run,
+        plan=plan,
+        tasks=tasks,
+        nodes=nodes,
+        graph=graph,
+        waiting={},
+        attempts={},
+        run_dir=home / "runs" / str(run.run_id),
+        base_dir=base_dir,
+        job_parameters={p["name"]: str(p.get("value", p.get("default", ""))) for p in run.job_parameters},
+        repo_dir=repo_dir,
+        timeout_seconds=timeout,
+        timeout_deadline=(run.start_time or now) + timeout * 1000 if timeout > 0 else 0,
+        values=store.get_task_values(run.run_id),
+    )
+    _restore_attempts(state, existing)
+    state.waiting = {
+        key: len({d.task_key for d in node.deps} - state.results.keys()) for key, node in nodes.items()
+    }
+    return state
+
+
+def _restore_attempts(state: RunState, task_runs: list[TaskRunRecord]) -> None:
+    latest: dict[str, TaskRunRecord] = {}
+    for tr in task_runs:
+        if tr.parent_task_run_id is not None or tr.task_key not in state.tasks:
+            continue
+        state.execution_count[tr.task_key] = state.execution_count.get(tr.task_key, 0) + (
+            1 if tr.start_time else 0
+        )
+        if tr.task_key not in latest or tr.run_id > latest[tr.task_key].run_id:
+            latest[tr.task_key] = tr
+    for key, tr in latest.items():
+        attempt = Attempt.of(tr)
+        state.attempts[key] = attempt
+        life = attempt.state
+        if life.is_terminal and tr.result_state is not None:
+            state.results[key] = dag.DepResult(ResultState(tr.result_state), tr.outcome)
+            if tr.outcome is not None:
+                state.outcomes[key] = tr.outcome
+        elif life in (LifeCycleState.RUNNING, LifeCycleState.PENDING, LifeCycleState.TERMINATING):
+            state.orphaned.append(attempt)
+        elif life == LifeCycleState.WAITING_FOR_RETRY:
+            failed = [t for t in task_runs if t.task_key == key and t.attempt_number == tr.attempt_number - 1]
+            interval = state.tasks[key].min_retry_interval_millis
+            attempt.retry_due = (failed[-1].start_time if failed else 0) + interval
+
+
+def kill_orphan(attempt: Attempt) -> None:
+    """Kill whatever an orphaned attempt left running: every process carrying its marker."""
+    marker = f"SLUICE_TASK_RUN_ID={attempt.task_run_id}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    os.kill(int(entry), signal.SIGKILL)
+        except OSError:
+            continue
