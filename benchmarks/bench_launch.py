@@ -77,7 +77,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with LocalExecutor() as executor:
             bench = Bench(executor, Path(tmp))
-            wall, first = bench.run(1, 1)
+            bench.run(1, 1)
             print(f"zygote start + first launch: {(time.perf_counter() - t0) * 1000:.1f} ms")
             bench.run(20, 1)  # warm-up
             report("serial (1 in flight)", *bench.run(args.n, 1))

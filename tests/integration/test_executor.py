@@ -172,6 +172,18 @@ def test_uncaught_exception_writes_traceback_and_error_json(runner: Runner) -> N
     assert read(attempt_dir / "stdout.log") == "before\n"
 
 
+def test_a_syntax_error_is_the_task_s_error(runner: Runner) -> None:
+    exited, attempt_dir = runner.run("print('fine')\nx = (\n")
+    assert exited.returncode == 1
+    error = json.loads((attempt_dir / "error.json").read_text())
+    assert error["error"].startswith("SyntaxError: '(' was never closed")
+    stderr = read(attempt_dir / "stderr.log")
+    assert stderr == error["error_trace"]
+    assert 'task_1.py", line 2' in stderr
+    assert "taskmain" not in stderr
+    assert read(attempt_dir / "stdout.log") == ""
+
+
 def test_exception_class_from_a_module_is_qualified(runner: Runner) -> None:
     exited, attempt_dir = runner.run("import json\njson.loads('{')\n")
     assert exited.returncode == 1
@@ -349,25 +361,33 @@ def test_launching_a_running_attempt_again_fails(runner: Runner) -> None:
 FAMILY = """
     import os, sys, time
     out = sys.argv[1]
+    def note(name):  # atomically, so a reader never sees an empty file
+        with open(os.path.join(out, name + ".tmp"), "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(os.path.join(out, name + ".tmp"), os.path.join(out, name))
     child = os.fork()
     if child == 0:
         grandchild = os.fork()
         if grandchild == 0:
             os.setsid()  # leaves the task's process group
             if os.fork() == 0:  # and its own child, in that new session
-                open(os.path.join(out, "great"), "w").write(str(os.getpid()))
+                note("great")
                 time.sleep(60)
                 os._exit(0)
-            open(os.path.join(out, "grandchild"), "w").write(str(os.getpid()))
+            note("grandchild")
             time.sleep(60)
             os._exit(0)
-        open(os.path.join(out, "child"), "w").write(str(os.getpid()))
+        note("child")
         time.sleep(60)
         os._exit(0)
-    while len(os.listdir(out)) < 3:
+    while len([n for n in os.listdir(out) if not n.endswith(".tmp")]) < 3:
         time.sleep(0.01)
     print("READY", flush=True)
 """
+
+
+def _notes(out: Path) -> list[str]:
+    return [p.name for p in out.iterdir() if not p.name.endswith(".tmp")]
 
 
 def _family_pids(out: Path) -> list[int]:
@@ -470,7 +490,7 @@ def test_kill_9_of_the_host_leaves_no_task_process(tmp_path: Path) -> None:
     try:
         assert host.stdout is not None
         token = host.stdout.readline().strip()
-        wait_for(lambda: all(len(os.listdir(o)) == 3 for o in outs), what="both task families")
+        wait_for(lambda: all(len(_notes(o)) == 3 for o in outs), what="both task families")
         pids = [p for out in outs for p in _family_pids(out)]
         assert len(find_tagged(token)) >= 8  # 2 leaders + 2 x 3 descendants
         host.kill()
@@ -522,6 +542,8 @@ def test_a_launch_survives_the_death_of_the_spare(runner: Runner) -> None:
     wait_for(lambda: len(_children(zygote)) == 1, timeout=5, what="the spare")
     (spare,) = _children(zygote)
     os.kill(spare, signal.SIGKILL)
+    # Once reaped, the zygote knows; a spare killed while being handed a task would take the task with it.
+    wait_for(lambda: not Path(f"/proc/{spare}").exists(), timeout=5, what="the zygote to reap the spare")
     exited, attempt_dir = runner.run("import os\nprint(os.getpid())\n")
     assert exited.returncode == 0
     assert exited.pid == int(read(attempt_dir / "stdout.log")) != spare
@@ -542,3 +564,49 @@ def test_launch_returns_the_task_pid_which_is_its_process_group(
         assert exited.returncode == 0
         assert read(attempt_dir / "stdout.log") == f"{pid} {pid} {pid}\n"
         assert exited.pid == pid
+
+
+def test_poll_waits_its_timeout_even_without_a_zygote() -> None:
+    ex = LocalExecutor()  # never started
+    started = time.monotonic()
+    assert ex.poll(0.2) == []
+    assert time.monotonic() - started >= 0.19
+    assert ex.close() == []
+
+
+def test_poll_zero_returns_exits_that_already_arrived(runner: Runner) -> None:
+    attempt_id, attempt_dir = runner.launch("print('done')\n")
+    wait_for(lambda: "done" in read(attempt_dir / "stdout.log"), what="the task's output")
+    deadline = time.monotonic() + 10
+    exits: list[Exited] = []
+    while not exits and time.monotonic() < deadline:
+        exits = runner.executor.poll(0)
+        time.sleep(0.01)
+    assert [e.attempt_id for e in exits] == [attempt_id]
+
+
+def test_the_zygote_outlives_the_thread_that_started_it(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG fires when the starting *thread* exits; the zygote must tell that from our death."""
+    import threading
+
+    ex = LocalExecutor()
+    runner = Runner(ex, tmp_path)
+    results: list[Exited] = []
+
+    def start_and_run() -> None:  # the zygote is up (and has armed PDEATHSIG) before the thread ends
+        ex.start()
+        results.append(runner.run("pass\n")[0])
+
+    starter = threading.Thread(target=start_and_run)
+    starter.start()
+    starter.join()
+    try:
+        zygote = ex.zygote_pid
+        assert zygote is not None
+        time.sleep(0.3)  # time for the signal to arrive and be handled
+        assert alive(zygote)
+        second, _ = runner.run("pass\n")
+        assert [e.returncode for e in [*results, second]] == [0, 0]
+        assert ex.zygote_pid == zygote
+    finally:
+        ex.close()

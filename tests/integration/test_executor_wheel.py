@@ -47,11 +47,14 @@ def build_wheel(directory: Path) -> Path:
     files = {
         "my_pkg/__init__.py": INIT.encode(),
         "my_pkg/cli.py": CLI.encode(),
+        "my_pkg/broken.py": b"raise RuntimeError('broken at import')\n",
         f"{dist_info}/METADATA": b"Metadata-Version: 2.1\nName: my-pkg\nVersion: 1.0\n",
         f"{dist_info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: sluice-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ),
-        f"{dist_info}/entry_points.txt": b"[console_scripts]\nmytool = my_pkg.cli:main\n",
+        f"{dist_info}/entry_points.txt": (
+            b"[console_scripts]\nmytool = my_pkg.cli:main\nbroken = my_pkg.broken:main\n"
+        ),
     }
     record = [_record_line(name, data) for name, data in files.items()] + [f"{dist_info}/RECORD,,"]
     files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
@@ -163,3 +166,13 @@ def test_missing_package_is_a_clear_failure(executor: LocalExecutor, tmp_path: P
     assert exited.returncode == 1
     error = json.loads((attempt_dir / "error.json").read_text())
     assert error["error"].startswith("python wheel task: package 'not_installed_pkg' is not installed")
+
+
+def test_an_entry_point_failing_at_import_is_the_task_s_error(
+    executor: LocalExecutor, tmp_path: Path, site_dir: Path
+) -> None:
+    exited, attempt_dir = run_wheel(executor, tmp_path, site_dir, "my-pkg:broken", [])
+    assert exited.returncode == 1
+    error = json.loads((attempt_dir / "error.json").read_text())
+    assert error["error"] == "RuntimeError: broken at import"
+    assert "my_pkg/broken.py" in error["error_trace"]

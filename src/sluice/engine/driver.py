@@ -30,9 +30,15 @@ from sluice.engine.runstate import Attempt, RunState
 from sluice.engine.tasktypes import LaunchInputs, prepare
 from sluice.errors import SluiceError
 from sluice.executors import Exited, LaunchSpec
-from sluice.executors.local import LocalExecutor
-from sluice.refs import ReferenceResolutionError
-from sluice.runtime.context import write_context
+from sluice.executors.local import LaunchError, LocalExecutor
+from sluice.runtime.context import (
+    CONTEXT_ENV,
+    CONTEXT_FILE,
+    CONTEXT_JSON_ENV,
+    INLINE_LIMIT,
+    context_document,
+    write_context,
+)
 from sluice.states import LifeCycleState, ResultState
 from sluice.store import Store
 from sluice.store.records import RunRecord
@@ -237,12 +243,12 @@ class Driver:
         task = state.tasks[key]
         attempt = state.attempts[key]
         attempt_dir = state.attempt_dir(attempt.task_run_id)
-        attempt_dir.mkdir(parents=True, exist_ok=True)
         state.execution_count[key] = state.execution_count.get(key, 0) + 1
         try:
             resolver = state.resolver(key, attempt, now)
-            prepared = prepare(task, self._inputs(state, attempt, attempt_dir, resolver))
-        except ReferenceResolutionError as exc:
+            env = self._task_env(state, key, attempt, attempt_dir)
+            prepared = prepare(task, self._inputs(state, attempt, attempt_dir, resolver, env))
+        except SluiceError as exc:  # a reference that cannot resolve, parameters that cannot combine
             self._finish_task(state, key, now, ResultState.FAILED, str(exc), attempt=attempt, start=now)
             return
         if prepared.spec is None:
@@ -250,7 +256,6 @@ class Driver:
                 state, key, now, ResultState.FAILED, prepared.error or "", attempt=attempt, start=now
             )
             return
-        write_context(attempt_dir / "context.json", state.context_for(key, attempt))
         attempt.state = LifeCycleState.RUNNING
         attempt.start_time = now
         self.store.update_task_run(
@@ -268,15 +273,30 @@ class Driver:
         self._running[attempt.task_run_id] = (state, attempt)
         self._launches.append((state, attempt, prepared.spec))
 
-    def _inputs(
-        self, state: RunState, attempt: Attempt, attempt_dir: Path, resolve: Callable[[str], str]
-    ) -> LaunchInputs:
+    def _task_env(self, state: RunState, key: str, attempt: Attempt, attempt_dir: Path) -> dict[str, str]:
+        """The task process's extra environment, with its context inline when small (docs/protocol.md)."""
         env = {
-            "SLUICE_TASK_CONTEXT": str(attempt_dir / "context.json"),
             "SLUICE_TASK_RUN_ID": str(attempt.task_run_id),
             "SLUICE_JOB_RUN_ID": str(state.run_id),
             "SLUICE_HOME": str(self.home),
         }
+        context = state.context_for(key, attempt)
+        document = context_document({**context, "attempt_dir": str(attempt_dir)})
+        if len(document) <= INLINE_LIMIT:
+            env[CONTEXT_JSON_ENV] = document
+        else:
+            write_context(attempt_dir / CONTEXT_FILE, context)
+            env[CONTEXT_ENV] = str(attempt_dir / CONTEXT_FILE)
+        return env
+
+    def _inputs(
+        self,
+        state: RunState,
+        attempt: Attempt,
+        attempt_dir: Path,
+        resolve: Callable[[str], str],
+        env: dict[str, str],
+    ) -> LaunchInputs:
         return LaunchInputs(
             attempt_id=attempt.task_run_id,
             attempt_dir=attempt_dir,
@@ -483,7 +503,7 @@ class Driver:
         for state, attempt, spec in launches:
             try:
                 self._pids[attempt.task_run_id] = self.executor.launch(spec)
-            except OSError as exc:
+            except (OSError, LaunchError) as exc:
                 self._running.pop(attempt.task_run_id, None)
                 with self.store.transaction():
                     message = f"could not start the task process: {exc}"

@@ -11,13 +11,16 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sluice import dag, refs
+from sluice import dag
 from sluice.engine.plan import JobPlan, TaskPlan
 from sluice.states import LifeCycleState, ResultState, RunIf
 from sluice.store import Store
 from sluice.store.records import RunRecord, TaskRunRecord
+
+if TYPE_CHECKING:
+    from sluice import refs
 
 #: Results of tasks that got as far as running (or trying to): their life cycle ends TERMINATED.
 RAN_RESULTS = frozenset({ResultState.SUCCESS, ResultState.FAILED, ResultState.TIMEDOUT, ResultState.CANCELED})
@@ -159,11 +162,14 @@ class RunState:
     # ------------------------------------------------------------------ references and context
 
     def resolver(self, key: str, attempt: Attempt, now: int) -> Callable[[str], str]:
+        """Resolves ``{{...}}`` in this attempt's parameters; refs is imported only when one appears."""
         context: list[refs.RefContext] = []
 
         def resolve(text: str) -> str:
             if "{{" not in text:
                 return text
+            from sluice import refs
+
             if not context:
                 context.append(self._ref_context(key, attempt, now))
             return refs.resolve(text, context[0])
@@ -171,6 +177,8 @@ class RunState:
         return resolve
 
     def _ref_context(self, key: str, attempt: Attempt, now: int) -> refs.RefContext:
+        from sluice import refs
+
         infos = {
             k: refs.TaskRefInfo(
                 run_id=self.attempts[k].task_run_id,
@@ -209,7 +217,8 @@ class RunState:
             "task_run_id": attempt.task_run_id,
             "attempt_number": attempt.attempt_number,
             "parameters": self.job_parameters,
-            "task_values": self.values,
+            # Every finished task, with {} when it set nothing: get() then says "no such key", not "no task".
+            "task_values": {k: self.values.get(k, {}) for k in self.results},
         }
 
     # ------------------------------------------------------------------ the run's end

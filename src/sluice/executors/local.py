@@ -43,7 +43,6 @@ from sluice.executors import (
     Exited,
     LaunchSpec,
 )
-from sluice.executors.zygote import kill_tagged
 
 #: How long a launch waits for the zygote's answer (the first one includes its start-up).
 LAUNCH_TIMEOUT = 30.0
@@ -174,13 +173,21 @@ class LocalExecutor:
         return int(answer["pid"])
 
     def poll(self, timeout: float = 0.0) -> list[Exited]:
-        """Exits since the last call; waits up to ``timeout`` seconds for one when there is none yet."""
-        if not self._events and self._sock is not None:
-            deadline = time.monotonic() + max(timeout, 0.0)
-            while True:
-                alive = self._receive(max(deadline - time.monotonic(), 0.0))
-                if self._events or not alive or time.monotonic() >= deadline:
-                    break
+        """Exits since the last call; waits up to ``timeout`` seconds for one when there is none yet.
+
+        Without a zygote (not started, or lost) it just sleeps ``timeout``: callers may use it as their wait.
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        if not self._events:
+            self._receive(0.0)  # what already arrived, without waiting
+        while not self._events:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self._sock is None:
+                time.sleep(remaining)
+                break
+            self._receive(remaining)
         events, self._events = self._events, []
         return events
 
@@ -310,7 +317,7 @@ class LocalExecutor:
         for attempt_id, pid in lost.items():
             self._events.append(Exited(attempt_id, pid, -int(signal.SIGKILL), killed=False))
         if self._token:
-            kill_tagged(self._token, None, signal.SIGKILL)
+            _kill_tagged(self._token)
         self._stop_zygote(time.monotonic() + CLOSE_MARGIN)
 
     def _stop_zygote(self, deadline: float) -> None:
@@ -326,7 +333,7 @@ class LocalExecutor:
                 proc.kill()
                 proc.wait()
         if self._token:
-            kill_tagged(self._token, None, signal.SIGKILL)
+            _kill_tagged(self._token)
 
     def _lost_message(self, exc: BaseException | None = None) -> str:
         why = f" ({exc})" if exc else ""
@@ -342,3 +349,10 @@ def _write_launch_error(attempt_dir: str, error: str) -> None:
         os.makedirs(attempt_dir, exist_ok=True)
         with open(os.path.join(attempt_dir, "error.json"), "w", encoding="utf-8") as f:
             json.dump({"error": f"could not start the task process: {error}", "error_trace": ""}, f)
+
+
+def _kill_tagged(token: str) -> None:
+    """SIGKILL every process this executor's tasks left behind (the zygote module is imported only here)."""
+    from sluice.executors.zygote import kill_tagged
+
+    kill_tagged(token, None, signal.SIGKILL)

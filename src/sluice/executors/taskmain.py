@@ -77,7 +77,9 @@ def run(request: Mapping[str, Any], token: str) -> NoReturn:
     try:
         code = _run(request, token)
     except BaseException as exc:  # our own failure: say so on whatever stderr we have
-        _write_stderr(f"sluice: the task process failed to start the task: {exc!r}\n")
+        message = f"sluice: the task process failed to start the task: {exc!r}"
+        _write_stderr(message + "\n")
+        _write_error(os.path.abspath(str(request.get("dir", "."))), message, "")
     _exit(code)
 
 
@@ -169,7 +171,6 @@ def _file_runner(target: str, argv: Sequence[str], extra_path: str) -> Callable[
         raise TaskSetupError(f"python file '{target}' does not exist (looked at {path})") from None
     except IsADirectoryError:
         raise TaskSetupError(f"python file '{target}' is a directory, not a Python file") from None
-    code = compile(source, path, "exec", dont_inherit=True)
     main = types.ModuleType("__main__")
     main.__dict__.update(
         __file__=path,
@@ -184,6 +185,7 @@ def _file_runner(target: str, argv: Sequence[str], extra_path: str) -> Callable[
     sys.argv = [path, *argv]
 
     def run_file() -> object:
+        code = compile(source, path, "exec", dont_inherit=True)  # a SyntaxError is the task's error
         exec(code, main.__dict__)  # noqa: S102 - running the user's script is this module's job
         return None
 
@@ -196,7 +198,14 @@ def _wheel_runner(target: str, argv: Sequence[str], extra_path: str) -> Callable
         raise TaskSetupError(f"python wheel target {target!r} must be 'package_name:entry_point'")
     _prepend_pythonpath(None, extra_path)
     sys.argv = [package, *argv]
-    return _find_entry_point(package, entry_point)
+    main = types.ModuleType("__main__")  # as under a console script: not the zygote's module
+    main.__dict__.update(__builtins__=builtins, __spec__=None, __package__=None)
+    sys.modules["__main__"] = main
+
+    def run_entry_point() -> object:
+        return _find_entry_point(package, entry_point)()  # importing the package is the task's code
+
+    return run_entry_point
 
 
 def _find_entry_point(package: str, name: str) -> Callable[[], object]:
@@ -234,6 +243,10 @@ def _find_entry_point(package: str, name: str) -> Callable[[], object]:
 def _call_user_code(runner: Callable[[], object], attempt_dir: str) -> int:
     try:
         result = runner()
+    except TaskSetupError as exc:
+        _write_stderr(f"{exc}\n")
+        _write_error(attempt_dir, str(exc), "")
+        return 1
     except SystemExit as exc:
         return _system_exit_code(exc.code)
     except KeyboardInterrupt as exc:

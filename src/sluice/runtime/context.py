@@ -1,7 +1,8 @@
 """The attempt's context file: what the control plane tells a task process before it starts.
 
-The engine writes ``<attempt_dir>/context.json`` with :func:`write_context` and sets
-``SLUICE_TASK_CONTEXT=<path>`` in the task's environment; the task side reads it with
+The engine passes a small context inline, as ``SLUICE_TASK_CONTEXT_JSON=<document>`` (with an
+``attempt_dir`` key), and a large one as a file: ``<attempt_dir>/context.json`` written with
+:func:`write_context`, named by ``SLUICE_TASK_CONTEXT=<path>``. The task side reads either with
 :func:`current_context`. Schema (version 1)::
 
     {"version": 1, "job_id": 12, "job_run_id": 345, "task_key": "silver", "task_run_id": 678,
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 CONTEXT_ENV = "SLUICE_TASK_CONTEXT"
+#: The context document itself, inline, when it is small (the engine then writes no file).
+CONTEXT_JSON_ENV = "SLUICE_TASK_CONTEXT_JSON"
+#: Contexts up to this size travel inline in the environment (an environment string may hold 128 KiB).
+INLINE_LIMIT = 32 * 1024
 CONTEXT_FILE = "context.json"
 TASK_VALUES_FILE = "task_values.json"
 CONTEXT_VERSION = 1
@@ -109,11 +114,35 @@ def read_context(path: str) -> TaskContext:
 _cache: dict[str, TaskContext] = {}
 
 
+def context_document(data: Mapping[str, Any]) -> str:
+    """The context as JSON text (the engine's side): inline in the environment when under INLINE_LIMIT."""
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"task context lacks {', '.join(missing)}")
+    return json.dumps({"version": CONTEXT_VERSION, **data}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _inline_context(text: str) -> TaskContext:
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise ContextError(f"{CONTEXT_JSON_ENV} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict) or "attempt_dir" not in raw:
+        raise ContextError(f"{CONTEXT_JSON_ENV} must hold a JSON object with attempt_dir")
+    return TaskContext(os.path.join(raw["attempt_dir"], CONTEXT_FILE), raw)
+
+
 def current_context() -> TaskContext | None:
-    """This process's task context, or None outside a job (``SLUICE_TASK_CONTEXT`` unset or empty)."""
+    """This process's task context, or None outside a job (neither context variable set)."""
     path = os.environ.get(CONTEXT_ENV)
     if not path:
-        return None
+        inline = os.environ.get(CONTEXT_JSON_ENV)
+        if not inline:
+            return None
+        found = _cache.get(CONTEXT_JSON_ENV)
+        if found is None:
+            found = _cache[CONTEXT_JSON_ENV] = _inline_context(inline)
+        return found
     found = _cache.get(path)
     if found is None:
         found = _cache[path] = read_context(path)
