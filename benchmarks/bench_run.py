@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--parallelism", type=int, default=2)
     args = ap.parse_args()
+    workloads.ensure_compiled()
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
         root = Path(tmp)
         template = make_template(root)

@@ -6,8 +6,11 @@ line to ``$PEER_MARKS`` so a harness can check that each task ran exactly once.
 
 from __future__ import annotations
 
+import compileall
 import json
 from pathlib import Path
+
+import sluice
 
 HERE = Path(__file__).resolve().parent
 NOOP = HERE / "workloads" / "noop_task.py"
@@ -45,3 +48,12 @@ def write(name: str, directory: Path) -> Path:
     path = directory / f"sluice_{name.lower()}.json"
     path.write_text(json.dumps(job(name), indent=1))
     return path
+
+
+def ensure_compiled() -> None:
+    """Compile Sluice's modules as a regular (non-editable) install does, so no run pays for compiling.
+
+    An editable install compiles on first import, except where PYTHONDONTWRITEBYTECODE is set (as here,
+    and in the peers' harness): then every start would recompile every module.
+    """
+    compileall.compile_dir(str(Path(sluice.__file__).parent), quiet=1)

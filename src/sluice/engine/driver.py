@@ -129,8 +129,8 @@ class Driver:
                 repo_dir=repo_dir,
             )
             self.runs[run.run_id] = state
-            if checkout_error is not None:
-                self._fail_unstarted(state, checkout_error, now)
+            if checkout_error is not None or state.start_error is not None:
+                self._fail_unstarted(state, checkout_error or state.start_error or "", now)
             for attempt in state.orphaned:
                 runstate.kill_orphan(attempt)
                 message = "The process driving this run died while the task was running."
@@ -170,11 +170,14 @@ class Driver:
         return dest, None
 
     def _fail_unstarted(self, state: RunState, message: str, now: int) -> None:
-        """The run cannot start (its repository could not be checked out): no task runs."""
+        """The run cannot start (no checkout, unresolvable job parameters): no task runs."""
         for key in state.graph.order:
             if key not in state.results:
                 self._finish_skipped(state, key, ResultState.UPSTREAM_FAILED, now, message=message)
-        state.finish(self.store, now, internal_error=message)
+        code = (
+            "REPOSITORY_CHECKOUT_FAILED" if message.startswith("git_source") else "INVALID_RUN_CONFIGURATION"
+        )
+        state.finish(self.store, now, internal_error=message, code=code)
 
     def _decide(self, state: RunState, key: str, now: int) -> None:
         decision = dag.decide(state.nodes[key], state.results)

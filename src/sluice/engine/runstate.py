@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sluice import dag
 from sluice.engine.plan import JobPlan, TaskPlan
+from sluice.errors import SluiceError
 from sluice.states import LifeCycleState, ResultState, RunIf
 from sluice.store import Store
 from sluice.store.records import RunRecord, TaskRunRecord
@@ -97,6 +98,8 @@ class RunState:
     #: Last message and end time of each task, for progress displays.
     messages: dict[str, str] = field(default_factory=dict)
     end_times: dict[str, int] = field(default_factory=dict)
+    #: Why the run cannot start at all (its job parameters do not resolve ...), None if it can.
+    start_error: str | None = None
     #: Tasks in the driver's ready queue (so none is queued twice).
     queued: set[str] = field(default_factory=set)
 
@@ -204,6 +207,8 @@ class RunState:
             task_key=key,
             task_run_id=attempt.task_run_id,
             execution_count=self.execution_count.get(key, 1),
+            retry_count=attempt.attempt_number,
+            task_start_time_ms=now,
             notebook_path=None,
             tasks=infos,
         )
@@ -223,7 +228,9 @@ class RunState:
 
     # ------------------------------------------------------------------ the run's end
 
-    def finish(self, store: Store, now: int, *, internal_error: str | None = None) -> None:
+    def finish(
+        self, store: Store, now: int, *, internal_error: str | None = None, code: str | None = None
+    ) -> None:
         if internal_error is not None:
             result = ResultState.FAILED
         elif self.stopping is not None:
@@ -236,7 +243,7 @@ class RunState:
             state=(LifeCycleState.INTERNAL_ERROR if internal_error else LifeCycleState.TERMINATED).value,
             result_state=result.value,
             state_message=message,
-            termination_code="REPOSITORY_CHECKOUT_FAILED" if internal_error else None,
+            termination_code=code,
             end_time=now,
             driver=None,
         )
@@ -275,7 +282,12 @@ def load(
     graph = plan.graph(wanted)
     nodes = dict(graph.nodes)
     existing = store.list_task_runs(run.run_id)
+    start_error = None
     if not existing:
+        try:
+            run = _resolve_job_parameters(store, run, plan, now)
+        except SluiceError as exc:
+            start_error = f"job parameters cannot be resolved: {exc}"
         existing = [
             store.create_task_run(
                 job_run_id=run.run_id,
@@ -310,6 +322,7 @@ def load(
         timeout_deadline=(run.start_time or now) + timeout * 1000 if timeout > 0 else 0,
         values=store.get_task_values(run.run_id),
     )
+    state.start_error = start_error
     _restore_attempts(state, existing)
     state.waiting = {
         key: len({d.task_key for d in node.deps} - state.results.keys()) for key, node in nodes.items()
@@ -355,3 +368,27 @@ def kill_orphan(attempt: Attempt) -> None:
                     os.kill(int(entry), signal.SIGKILL)
         except OSError:
             continue
+
+
+def _resolve_job_parameters(store: Store, run: RunRecord, plan: JobPlan, now: int) -> RunRecord:
+    """Resolve references in job parameter values once, as the run starts; they are immutable after."""
+    if not any("{{" in str(p.get("value", "")) for p in run.job_parameters):
+        return run
+    from dataclasses import replace
+
+    from sluice import refs
+
+    context = refs.RefContext(
+        job_id=run.job_id or 0,
+        job_name=plan.name,
+        run_id=run.run_id,
+        start_time_ms=run.start_time or now,
+        task_key="",
+        task_run_id=0,
+        trigger_type=run.trigger,
+        trigger_time_ms=run.trigger_info.get("scheduled_time"),
+        file_arrival_location=run.trigger_info.get("file_arrival_location"),
+    )
+    resolved = [{**p, "value": refs.resolve(str(p.get("value", "")), context)} for p in run.job_parameters]
+    store.update_run(run.run_id, job_parameters=resolved)
+    return replace(run, job_parameters=resolved)
