@@ -5,7 +5,10 @@ Heavy modules are imported inside commands, so ``sluice --help`` and every comma
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +30,7 @@ from sluice.cli.common import (
 
 if TYPE_CHECKING:
     from sluice.cli.progress import LiveProgress
+    from sluice.engine.driver import Driver
     from sluice.spec.cache import CompiledJob
     from sluice.store import Store
 
@@ -126,6 +130,7 @@ def _run_loaded(
     params: dict[str, str],
     output: Output,
 ) -> int:
+    from sluice.cli.runs_cmd import drive_in_background
     from sluice.engine.clock import now_ms
     from sluice.engine.local import LocalRunner, deploy
     from sluice.engine.submit import run_now
@@ -138,21 +143,43 @@ def _run_loaded(
     with LocalRunner(
         store, home=home, parallelism=parallelism, listener=listener, executor=executor
     ) as runner:
+        # Orphans of this job hold its concurrency slots: reconcile them here. Others get their own driver.
+        if runner.adopt_orphans(job_id=deployed.job.job_id):
+            drive_in_background()
         run_record, _ = run_now(
             store, deployed.job, now=now_ms(), job_parameters=params, driver=str(runner.driver_id)
         )
         if run_record.state == LifeCycleState.QUEUED.value:
-            typer.echo(f"Run {run_record.run_id} is queued: {run_record.state_message}", err=True)
-            claimed = runner.wait_for_slot(run_record)
-            run_record = claimed or store.get_run(run_record.run_id)
-        if run_record.state == LifeCycleState.PENDING.value:
-            runner.adopt_orphans()
-            if listener is not None:
-                with listener:
-                    runner.drive([run_record])
-            else:
-                runner.drive([run_record])
+            typer.echo(
+                f"Run {run_record.run_id} is queued: {run_record.state_message or 'waiting for a slot'}",
+                err=True,
+            )
+        runner.submit(run_record)
+        with interruptible(runner.driver), listener or nullcontext():
+            runner.driver.run_until_done()
     return _report(store, run_record.run_id, output)
+
+
+@contextmanager
+def interruptible(driver: Driver) -> Iterator[None]:
+    """Ctrl-C or SIGTERM cancels the runs being driven (and waits for them); a second one stops at once."""
+    hits = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+        typer.echo(
+            "Canceling: killing the running tasks (interrupt again to stop without waiting).", err=True
+        )
+        driver.interrupt()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _progress(output: Output) -> LiveProgress | None:

@@ -49,9 +49,9 @@ def drive_in_background() -> None:
 
 def wait_and_report(run_id: int, output: Output) -> int:
     """Drive ``run_id`` here (it must be PENDING or QUEUED and undriven) and print its result."""
-    from sluice.cli.main import _report
+    from sluice.cli.main import _report, interruptible
+    from sluice.engine.clock import now_ms
     from sluice.engine.local import LocalRunner
-    from sluice.states import LifeCycleState
 
     settings = load_settings()
     store = open_store(settings)
@@ -59,12 +59,10 @@ def wait_and_report(run_id: int, output: Output) -> int:
         with LocalRunner(store, home=settings.home, parallelism=settings.parallelism) as runner:
             run = store.get_run(run_id)
             if store.take_over_run(
-                run_id, expected_driver=run.driver, driver=str(runner.driver_id), now=run.created_time
+                run_id, expected_driver=run.driver, driver=str(runner.driver_id), now=now_ms()
             ):
-                if run.state == LifeCycleState.QUEUED.value:
-                    run = runner.wait_for_slot(run) or store.get_run(run_id)
-                if run.state == LifeCycleState.PENDING.value:
-                    runner.drive([run])
+                with interruptible(runner.driver):
+                    runner.drive([store.get_run(run_id)])
         _wait_terminal(store, run_id)
         return _report(store, run_id, output)
     finally:
@@ -258,6 +256,7 @@ def reconcile(
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing.")] = False,
 ) -> None:
     """Take over runs whose driver died: fail their orphaned attempts, retry by policy, finish the runs."""
+    from sluice.cli.main import interruptible
     from sluice.engine.local import LocalRunner
 
     with errors_to_exit_codes():
@@ -265,16 +264,17 @@ def reconcile(
         store = open_store(settings)
         try:
             with LocalRunner(store, home=settings.home, parallelism=settings.parallelism) as runner:
-                adopted = runner.adopt_orphans()
+                runner.adopt_orphans()
+                adopted = runner.driver.run_ids
                 if not quiet:
-                    for state in adopted:
-                        typer.echo(f"run {state.run_id}: adopted")
-                runner.driver.run_until_done()
-                if not quiet:
-                    for state in adopted:
-                        typer.echo(
-                            f"run {state.run_id}: {state.result.value if state.result else 'unfinished'}"
-                        )
+                    for run_id in adopted:
+                        typer.echo(f"run {run_id}: adopted")
+                with interruptible(runner.driver):
+                    runner.driver.run_until_done()
+            if not quiet:
+                for run_id in adopted:
+                    run = store.get_run(run_id)
+                    typer.echo(f"run {run_id}: {run.result_state or run.state}")
         finally:
             store.close()
     raise typer.Exit(exit_code_for("SUCCESS"))

@@ -108,6 +108,10 @@ class Driver:
         self._launches: list[tuple[RunState, Attempt, LaunchSpec]] = []
         self._next_cancel_poll = 0
         self._next_heartbeat = 0
+        #: QUEUED runs this driver will start when their job has a free slot, oldest first.
+        self._queued: dict[int, tuple[RunRecord, Path]] = {}
+        self._next_queue_poll = 0
+        self._interrupted = False
 
     # ------------------------------------------------------------------ adopting runs
 
@@ -147,6 +151,49 @@ class Driver:
             self._settle(state, now)
         self._notify(state)
         return state
+
+    def adopt_queued(self, run: RunRecord, *, base_dir: Path) -> None:
+        """Start ``run`` (QUEUED) as soon as its job has a free slot and it is the oldest queued run."""
+        self._queued[run.run_id] = (run, base_dir)
+
+    def _claim_queued(self, now: int) -> list[tuple[RunRecord, Path]]:
+        """Queued runs whose turn has come (now PENDING and ours), and forget those that ended meanwhile."""
+        claimed = []
+        for run_id, (run, base_dir) in sorted(self._queued.items()):
+            max_runs = int(run.settings.get("max_concurrent_runs", 1))
+            got = self.store.claim_queued_run(
+                run_id, driver=self.driver_id, now=now, max_concurrent_runs=max_runs
+            )
+            if got is not None:
+                claimed.append((got, base_dir))
+                del self._queued[run_id]
+            elif self.store.get_run(run_id).state != LifeCycleState.QUEUED.value:
+                del self._queued[run_id]  # canceled while queued
+        return claimed
+
+    @property
+    def run_ids(self) -> list[int]:
+        """Every run this driver drives or will start, in id order."""
+        return sorted({*self.runs, *self._queued})
+
+    def interrupt(self) -> None:
+        """Cancel everything this driver drives (Ctrl-C, SIGTERM); safe to call from a signal handler."""
+        self._interrupted = True
+
+    def _on_interrupt(self, now: int) -> None:
+        self._interrupted = False
+        for state in self.runs.values():
+            if not state.finished:
+                self._stop_run(state, ResultState.CANCELED, now)
+        for run_id in list(self._queued):
+            self.store.update_run(
+                run_id,
+                state=LifeCycleState.TERMINATED.value,
+                result_state="CANCELED",
+                state_message="Run was canceled while queued.",
+                end_time=now,
+            )
+            del self._queued[run_id]
 
     def _checkout(self, run: RunRecord) -> tuple[Path | None, str | None]:
         """Check out the run's git_source (once per run; a resumed run reuses its commit)."""
@@ -206,6 +253,8 @@ class Driver:
         exits = self.executor.poll(timeout)
         now = self.clock()
         with self.store.transaction():
+            if self._interrupted:
+                self._on_interrupt(now)
             self._flush_pids()
             for ex in exits:
                 self._on_exit(ex, now)
@@ -215,10 +264,15 @@ class Driver:
             self._heartbeat(now)
             for state in list(self.runs.values()):
                 self._settle(state, now)
+            claimed = self._claim_queued(now) if self._queued and now >= self._next_queue_poll else []
+            if self._queued:
+                self._next_queue_poll = now + CANCEL_POLL_MS
         self._flush_side_effects()
+        for run, base_dir in claimed:
+            self.adopt(run, base_dir=base_dir)
 
     def _has_work(self) -> bool:
-        return any(not s.finished for s in self.runs.values()) or bool(self._running)
+        return any(not s.finished for s in self.runs.values()) or bool(self._running) or bool(self._queued)
 
     def _wait_time(self) -> float:
         now = self.clock()

@@ -5,7 +5,6 @@ The CLI is a thin layer over these functions; the server (a later issue) reuses 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +14,11 @@ from sluice.engine.clock import now_ms
 from sluice.engine.driver import Driver, Listener
 from sluice.engine.identity import DriverId
 from sluice.engine.reconcile import orphaned_runs
-from sluice.engine.runstate import RunState
 from sluice.executors.local import LocalExecutor
 from sluice.spec.cache import CompiledJob
 from sluice.states import LifeCycleState
 from sluice.store import Store
 from sluice.store.records import JobRecord, RunRecord
-
-#: How often a process holding a QUEUED run checks whether it may start.
-QUEUE_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -101,43 +96,33 @@ class LocalRunner:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def adopt_orphans(self) -> list[RunState]:
-        """Take over every run whose driver died (QUEUED ones wait for their turn)."""
-        adopted = []
+    def adopt_orphans(self, *, job_id: int | None = None) -> int:
+        """Take over runs whose driver died (only ``job_id``'s when given); never blocks.
+
+        RUNNING ones are adopted at once (their interrupted attempts fail and retry by policy); QUEUED ones
+        start when their turn comes. Returns how many orphans were left alone because of ``job_id``.
+        """
+        left = 0
         for run in orphaned_runs(self.store, now=now_ms()):
-            if not self.store.take_over_run(
+            if job_id is not None and run.job_id != job_id:
+                left += 1
+                continue
+            if self.store.take_over_run(
                 run.run_id, expected_driver=run.driver, driver=str(self.driver_id), now=now_ms()
             ):
-                continue
-            if run.state == LifeCycleState.QUEUED.value:
-                claimed = self.wait_for_slot(self.store.get_run(run.run_id))
-                if claimed is None:
-                    continue
-                run = claimed
-            adopted.append(
-                self.driver.adopt(self.store.get_run(run.run_id), base_dir=base_dir_of(self.store, run))
-            )
-        return adopted
+                self.submit(self.store.get_run(run.run_id))
+        return left
 
-    def wait_for_slot(self, run: RunRecord, *, timeout_s: float | None = None) -> RunRecord | None:
-        """Block while ``run`` is QUEUED; None if it ended meanwhile (canceled) or the wait timed out."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        max_runs = int(run.settings.get("max_concurrent_runs", 1))
-        while True:
-            claimed = self.store.claim_queued_run(
-                run.run_id, driver=str(self.driver_id), now=now_ms(), max_concurrent_runs=max_runs
-            )
-            if claimed is not None:
-                return claimed
-            current = self.store.get_run(run.run_id)
-            if current.state != LifeCycleState.QUEUED.value:
-                return current if current.state == LifeCycleState.PENDING.value else None
-            if deadline is not None and time.monotonic() > deadline:
-                return None
-            time.sleep(QUEUE_POLL_S)
+    def submit(self, run: RunRecord) -> None:
+        """Drive ``run``: now if it is PENDING or RUNNING, when its turn comes if it is QUEUED."""
+        base_dir = base_dir_of(self.store, run)
+        if run.state == LifeCycleState.QUEUED.value:
+            self.driver.adopt_queued(run, base_dir=base_dir)
+        elif not LifeCycleState(run.state).is_terminal:
+            self.driver.adopt(run, base_dir=base_dir)
 
-    def drive(self, runs: Sequence[RunRecord]) -> list[RunState]:
-        """Adopt ``runs`` (PENDING) and advance them, and any adopted orphans, to their end."""
-        states = [self.driver.adopt(r, base_dir=base_dir_of(self.store, r)) for r in runs]
+    def drive(self, runs: Sequence[RunRecord]) -> None:
+        """Submit ``runs`` and advance them, with every run adopted before, to their end."""
+        for run in runs:
+            self.submit(run)
         self.driver.run_until_done()
-        return states

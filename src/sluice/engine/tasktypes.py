@@ -67,11 +67,17 @@ def prepare(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
     return Prepared(None, error=f"task '{task.key}': {reason}")
 
 
-def _source_path(path: str, source: str | None, inputs: LaunchInputs, what: str) -> Path | str:
-    """A task's file as a local path, or an error message."""
+def _source_path(
+    path: str, source: str | None, inputs: LaunchInputs, what: str, *, git_by_default: bool = False
+) -> Path | str:
+    """A task's file as a local path, or an error message.
+
+    An unset ``source`` means WORKSPACE for Python files and GIT for notebooks of a job with git_source
+    (the Jobs API's rule for each; ``git_by_default`` selects the notebook one).
+    """
     if path.startswith(_REMOTE_PREFIXES):
         return f"{what} '{path}' is not a local path; Sluice runs files from the local file system"
-    use_git = source == Source.GIT or (source is None and inputs.repo_dir is not None)
+    use_git = source == Source.GIT or (source is None and git_by_default and inputs.repo_dir is not None)
     if use_git:
         if inputs.repo_dir is None:
             return f"{what} '{path}' has source GIT but the job has no git_source"

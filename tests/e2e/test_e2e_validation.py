@@ -1,0 +1,92 @@
+"""Invalid job files: exit code 2, every problem on stderr with file, job, task and field, nothing written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.helpers import Workspace, py_task
+
+
+def assert_rejected(ws: Workspace, path: Path, *expected: str) -> str:
+    """``sluice run`` refuses ``path`` (exit 2) naming each of ``expected``; no job and no run exist."""
+    done = ws.cli("run", str(path), "--output", "json")
+    assert done.returncode == 2, f"exit {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.stdout == ""
+    for text in expected:
+        assert text in done.stderr, f"{text!r} not in stderr:\n{done.stderr}"
+    assert ws.list_runs() == [], "an invalid job was run"
+    assert ws.list_jobs() == [], "an invalid job was deployed"
+    return done.stderr
+
+
+def write_job(ws: Workspace, tasks: list[dict[str, Any]]) -> Path:
+    return ws.job(tasks, file="pipeline.yml")
+
+
+def test_duplicate_task_key(ws: Workspace) -> None:
+    path = write_job(ws, [py_task("load", "ok.py"), py_task("load", "ok.py")])
+    assert_rejected(ws, path, str(path), "job 'pipeline'", "task 'load'", "tasks[1].task_key", "unique")
+
+
+def test_unknown_dependency_suggests_the_closest_key(ws: Workspace) -> None:
+    path = write_job(ws, [py_task("ingest", "ok.py"), py_task("transform", "ok.py", deps=["ingset"])])
+    assert_rejected(
+        ws,
+        path,
+        str(path),
+        "task 'transform'",
+        "tasks[1].depends_on[0].task_key",
+        "'ingset'",
+        "did you mean 'ingest'",
+    )
+
+
+def test_dependency_cycle_is_shown(ws: Workspace) -> None:
+    tasks = [
+        py_task("a", "ok.py", deps=["c"]),
+        py_task("b", "ok.py", deps=["a"]),
+        py_task("c", "ok.py", deps=["b"]),
+        py_task("d", "ok.py"),
+    ]
+    stderr = assert_rejected(ws, write_job(ws, tasks), "cycle")
+    shown = re.search(r"(\w+) -> (\w+) -> (\w+) -> (\w+)", stderr)
+    assert shown is not None, stderr
+    assert shown.group(1) == shown.group(4)
+    assert sorted(shown.group(1, 2, 3)) == ["a", "b", "c"]
+
+
+def test_bad_run_if_value(ws: Workspace) -> None:
+    path = write_job(ws, [py_task("a", "ok.py"), py_task("b", "ok.py", deps=["a"], run_if="SOMETIMES")])
+    assert_rejected(ws, path, str(path), "task 'b'", "tasks[1].run_if", "'SOMETIMES'", "ALL_DONE")
+
+
+def test_reference_to_a_missing_task(ws: Workspace) -> None:
+    tasks = [py_task("a", "ok.py"), py_task("b", "ok.py", deps=["a"], params=["{{tasks.missing.values.x}}"])]
+    assert_rejected(ws, write_job(ws, tasks), "task 'b'", "missing")
+
+
+def test_validate_command_reports_and_writes_nothing(ws: Workspace) -> None:
+    good = ws.job([py_task("a", "ok.py")], file="good.yml")
+    done = ws.cli("validate", str(good))
+    assert done.returncode == 0, done.stderr
+    assert "good: OK (1 tasks)" in done.stdout
+    bad = ws.job([py_task("a", "ok.py", deps=["zzz"])], file="bad.yml")
+    done = ws.cli("validate", str(bad))
+    assert done.returncode == 2
+    assert "depends_on 'zzz' is not a task key" in done.stderr
+    assert ws.list_jobs() == []
+    assert ws.list_runs() == []
+
+
+@pytest.mark.parametrize("content", ["tasks: [", "name: x\ntasks: 7\n"])
+def test_malformed_file_is_invalid_input(ws: Workspace, content: str) -> None:
+    path = ws.write("broken.yml", content)
+    done = ws.cli("run", str(path))
+    assert done.returncode == 2, done.stderr
+    assert str(path) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert ws.list_runs() == []
