@@ -198,6 +198,8 @@ def _report(store: Store, run_id: int, output: Output) -> int:
     if output is Output.json:
         print_json(run_json(run_record, task_runs))
     else:
+        order = {t["task_key"]: i for i, t in enumerate(run_record.settings.get("tasks", []))}
+        ordered = sorted(task_runs, key=lambda tr: (order.get(tr.task_key, len(order)), tr.attempt_number))
         rows = [
             (
                 tr.task_key,
@@ -206,7 +208,7 @@ def _report(store: Store, run_id: int, output: Output) -> int:
                 f"{(tr.end_time - tr.start_time) / 1000:.2f}s" if tr.start_time and tr.end_time else "",
                 (tr.state_message or "")[:100],
             )
-            for tr in task_runs
+            for tr in ordered
         ]
         print_table(
             ["task", "attempt", "result", "duration", "message"],
@@ -215,6 +217,7 @@ def _report(store: Store, run_id: int, output: Output) -> int:
         )
         if run_record.state_message:
             typer.echo(run_record.state_message)
+        typer.echo(f"Logs: sluice runs logs {run_id} [--task KEY]")
     return exit_code_for(run_record.result_state)
 
 
