@@ -133,8 +133,14 @@ class Driver:
                 repo_dir=repo_dir,
             )
             self.runs[run.run_id] = state
-            if checkout_error is not None or state.start_error is not None:
-                self._fail_unstarted(state, checkout_error or state.start_error or "", now)
+            # Retries that were already waiting; those created below push their own timers.
+            for key, attempt in state.attempts.items():
+                if attempt.state == LifeCycleState.WAITING_FOR_RETRY:
+                    self._push("retry", attempt.retry_due, state.run_id, key, attempt.task_run_id)
+            if checkout_error is not None:
+                self._fail_unstarted(state, checkout_error, "REPOSITORY_CHECKOUT_FAILED", now)
+            elif state.start_error is not None:
+                self._fail_unstarted(state, state.start_error, "INVALID_RUN_CONFIGURATION", now)
             for attempt in state.orphaned:
                 runstate.kill_orphan(attempt)
                 message = "The process driving this run died while the task was running."
@@ -143,9 +149,6 @@ class Driver:
                 )
             for key in state.blocked_roots():
                 self._decide(state, key, now)
-            for key, attempt in state.attempts.items():
-                if attempt.state == LifeCycleState.WAITING_FOR_RETRY:
-                    self._push("retry", attempt.retry_due, state.run_id, key, attempt.task_run_id)
             if state.timeout_deadline:
                 self._push("job_timeout", state.timeout_deadline, state.run_id)
             self._settle(state, now)
@@ -216,14 +219,11 @@ class Driver:
         self.store.update_run(run.run_id, git_commit=commit)
         return dest, None
 
-    def _fail_unstarted(self, state: RunState, message: str, now: int) -> None:
+    def _fail_unstarted(self, state: RunState, message: str, code: str, now: int) -> None:
         """The run cannot start (no checkout, unresolvable job parameters): no task runs."""
         for key in state.graph.order:
             if key not in state.results:
                 self._finish_skipped(state, key, ResultState.UPSTREAM_FAILED, now, message=message)
-        code = (
-            "REPOSITORY_CHECKOUT_FAILED" if message.startswith("git_source") else "INVALID_RUN_CONFIGURATION"
-        )
         state.finish(self.store, now, internal_error=message, code=code)
 
     def _decide(self, state: RunState, key: str, now: int) -> None:
@@ -289,7 +289,7 @@ class Driver:
         while self._ready and len(self._running) < self.parallelism:
             state, key = self._ready.popleft()
             state.queued.discard(key)
-            if state.finished or key in state.results:
+            if state.finished or key in state.results or state.attempts[key].state == LifeCycleState.RUNNING:
                 continue
             if state.stopping is not None and not state.runs_while_stopping(key):
                 self._finish_task(state, key, now, ResultState.CANCELED, state.stop_message())
@@ -491,8 +491,12 @@ class Driver:
                 continue
             if timer.kind == "retry":
                 attempt = state.attempts.get(timer.key)
-                current = attempt is not None and attempt.task_run_id == timer.attempt_id
-                if current and timer.key not in state.results:
+                waiting = (
+                    attempt is not None
+                    and attempt.task_run_id == timer.attempt_id
+                    and attempt.state == LifeCycleState.WAITING_FOR_RETRY
+                )
+                if waiting and timer.key not in state.results:
                     self._enqueue(state, timer.key)
             elif timer.kind == "task_timeout":
                 entry = self._running.get(timer.attempt_id)
