@@ -196,7 +196,8 @@ def _report(store: Store, run_id: int, output: Output) -> int:
     run_record = store.get_run(run_id)
     task_runs = store.list_task_runs(run_id)
     if output is Output.json:
-        print_json(run_json(run_record, task_runs))
+        repairs = store.list_repairs(run_id) if run_record.repair_count else []
+        print_json(run_json(run_record, task_runs, repairs=repairs, include_history=bool(repairs)))
     else:
         order = {t["task_key"]: i for i, t in enumerate(run_record.settings.get("tasks", []))}
         ordered = sorted(task_runs, key=lambda tr: (order.get(tr.task_key, len(order)), tr.attempt_number))
@@ -206,7 +207,7 @@ def _report(store: Store, run_id: int, output: Output) -> int:
                 tr.attempt_number,
                 tr.result_state or tr.state,
                 f"{(tr.end_time - tr.start_time) / 1000:.2f}s" if tr.start_time and tr.end_time else "",
-                (tr.state_message or "")[:100],
+                (tr.state_message or (f"outcome: {tr.outcome}" if tr.outcome else ""))[:100],
             )
             for tr in ordered
         ]

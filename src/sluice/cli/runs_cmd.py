@@ -251,6 +251,54 @@ def run_output(store: Store, task_run_id: int) -> dict[str, Any]:
     return out
 
 
+@app.command("repair")
+def repair(
+    run_id: RunIdArg,
+    task: Annotated[list[str] | None, typer.Option("--task", help="Re-run this task; repeatable.")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed", help="Re-run every unsuccessful task.")] = False,
+    dependents: Annotated[
+        bool, typer.Option("--dependents", help="Also re-run downstream tasks that had succeeded.")
+    ] = False,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Job parameter name=value.")
+    ] = None,
+    latest_repair_id: Annotated[
+        int | None, typer.Option("--latest-repair-id", help="Required after the first repair.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Drive the repair here and print the run.")] = False,
+    output: OutputOpt = Output.json,
+) -> None:
+    """Re-run tasks of a finished run inside the same run, with the job's current settings.
+
+    Downstream tasks that did not succeed are re-run too (with --dependents, all downstream tasks).
+    Without --wait a background process drives the repair and {"repair_id": N} is printed.
+    """
+    from sluice.cli.common import parse_pairs
+    from sluice.engine.clock import now_ms
+    from sluice.engine.repair import repair_run
+
+    with errors_to_exit_codes():
+        store = open_store(load_settings())
+        try:
+            record = repair_run(
+                store,
+                run_id,
+                now=now_ms(),
+                rerun_tasks=task or [],
+                rerun_all_failed_tasks=all_failed,
+                rerun_dependent_tasks=dependents,
+                latest_repair_id=latest_repair_id,
+                job_parameters=parse_pairs(param or [], "--param"),
+            )
+        finally:
+            store.close()
+    if not wait:
+        drive_in_background()
+        print_json({"repair_id": record.repair_id})
+        return
+    raise typer.Exit(wait_and_report(run_id, output))
+
+
 @app.command("reconcile")
 def reconcile(
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing.")] = False,

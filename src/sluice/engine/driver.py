@@ -299,6 +299,9 @@ class Driver:
     def _start_attempt(self, state: RunState, key: str, now: int) -> None:
         task = state.tasks[key]
         attempt = state.attempts[key]
+        if task.task_type == "condition_task":
+            self._run_condition(state, key, attempt, now)
+            return
         attempt_dir = state.attempt_dir(attempt.task_run_id)
         state.execution_count[key] = state.execution_count.get(key, 0) + 1
         try:
@@ -329,6 +332,37 @@ class Driver:
             self._push("task_timeout", now + timeout_s * 1000, state.run_id, key, attempt.task_run_id)
         self._running[attempt.task_run_id] = (state, attempt)
         self._launches.append((state, attempt, prepared.spec))
+
+    def _run_condition(self, state: RunState, key: str, attempt: Attempt, now: int) -> None:
+        """Evaluate a condition task here: no process, no retries; its outcome routes its dependents."""
+        from sluice.conditions import evaluate
+        from sluice.states import ConditionOp
+
+        state.execution_count[key] = state.execution_count.get(key, 0) + 1
+        payload = state.tasks[key].payload
+        resolve = state.resolver(key, attempt, now)
+        try:
+            left, right = resolve(str(payload.get("left", ""))), resolve(str(payload.get("right", "")))
+            outcome = "true" if evaluate(ConditionOp(payload["op"]), left, right) else "false"
+        except SluiceError as exc:
+            self._finish_task(state, key, now, ResultState.FAILED, str(exc), attempt=attempt, start=now)
+            return
+        state.outcomes[key] = outcome
+        state.messages[key] = f"outcome: {outcome}"
+        state.end_times[key] = now
+        attempt.start_time = now
+        self.store.update_task_run(
+            attempt.task_run_id,
+            state=LifeCycleState.TERMINATED.value,
+            result_state=ResultState.SUCCESS.value,
+            state_message="",
+            start_time=now,
+            end_time=now,
+            outcome=outcome,
+            resolved_values={"condition_task": {"left": left, "right": right}},
+        )
+        self._task_final(state, key, ResultState.SUCCESS, now)
+        self._notify(state)
 
     def _task_env(self, state: RunState, key: str, attempt: Attempt, attempt_dir: Path) -> dict[str, str]:
         """The task process's extra environment, with its context inline when small (docs/protocol.md)."""

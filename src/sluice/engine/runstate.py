@@ -247,6 +247,11 @@ class RunState:
             end_time=now,
             driver=None,
         )
+        if self.record.repair_count:
+            from sluice.engine.repair import finish_repair
+
+            state = (LifeCycleState.INTERNAL_ERROR if internal_error else LifeCycleState.TERMINATED).value
+            finish_repair(store, self.run_id, now=now, state=state, result_state=result.value)
         self.finished = True
         self.result = result
 
@@ -277,11 +282,14 @@ def load(
 ) -> RunState:
     """Build the run's state from the store, creating its task rows on first adoption."""
     plan = JobPlan.of(run.settings)
+    existing = store.list_task_runs(run.run_id)
     wanted = set(run.only_tasks) if run.only_tasks else None
+    if existing:  # a resumed or repaired run: its tasks are those it has task runs for
+        present = {tr.task_key for tr in existing}
+        wanted = present if wanted is None else wanted & present
     tasks = {k: t for k, t in plan.tasks.items() if wanted is None or k in wanted}
     graph = plan.graph(wanted)
     nodes = dict(graph.nodes)
-    existing = store.list_task_runs(run.run_id)
     start_error = None
     if not existing:
         try:

@@ -181,9 +181,10 @@ def run_json(
 
 
 def repair_json(r: RepairRecord) -> dict[str, Any]:
+    """One ``repair_history`` item; only REPAIR items carry an ``id`` (the Jobs API's rule)."""
     msg = ""
-    return {
-        "id": r.repair_id,
+    out: dict[str, Any] = {} if r.type == "ORIGINAL" else {"id": r.repair_id}
+    return out | {
         "type": r.type,
         "start_time": r.start_time,
         "end_time": r.end_time,
