@@ -169,6 +169,18 @@ def run_now(
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Job parameter name=value.")
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Run only this task; '+key' adds its upstream tasks, 'key+' its downstream."
+        ),
+    ] = None,
+    idempotency_token: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-token", help="A second run-now with the same token returns the same run."
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Drive the run here and wait for its result.")] = False,
     output: OutputOpt = Output.json,
 ) -> None:
@@ -182,7 +194,16 @@ def run_now(
         store = open_store(settings)
         try:
             job = store.get_job(job_id)
-            run, _ = submit(store, job, now=now_ms(), job_parameters=parse_pairs(param or [], "--param"))
+            if idempotency_token is not None and not 0 < len(idempotency_token) <= 64:
+                fail("--idempotency-token must be 1 to 64 characters", EXIT_INVALID)
+            run, _ = submit(
+                store,
+                job,
+                now=now_ms(),
+                job_parameters=parse_pairs(param or [], "--param"),
+                only=only or None,
+                idempotency_token=idempotency_token,
+            )
         finally:
             store.close()
     if not wait:

@@ -86,6 +86,12 @@ def run(
     parallelism: Annotated[
         int | None, typer.Option(help="Task processes at once (default: CPU count).")
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", help="Run only this task; '+key' adds its upstream tasks, 'key+' its downstream."
+        ),
+    ] = None,
 ) -> None:
     """Validate a job, deploy it into the store and run it to completion here.
 
@@ -113,6 +119,7 @@ def run(
                     parallelism or settings.parallelism,
                     parse_pairs(param or [], "--param"),
                     output,
+                    only or [],
                 )
             finally:
                 store.close()
@@ -129,6 +136,7 @@ def _run_loaded(
     parallelism: int,
     params: dict[str, str],
     output: Output,
+    only: list[str],
 ) -> int:
     from sluice.cli.runs_cmd import drive_in_background
     from sluice.engine.clock import now_ms
@@ -147,7 +155,12 @@ def _run_loaded(
         if runner.adopt_orphans(job_id=deployed.job.job_id):
             drive_in_background()
         run_record, _ = run_now(
-            store, deployed.job, now=now_ms(), job_parameters=params, driver=str(runner.driver_id)
+            store,
+            deployed.job,
+            now=now_ms(),
+            job_parameters=params,
+            driver=str(runner.driver_id),
+            only=only or None,
         )
         if run_record.state == LifeCycleState.QUEUED.value:
             typer.echo(
