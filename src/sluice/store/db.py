@@ -20,6 +20,7 @@ import json
 import re
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,10 +198,25 @@ def _sqlite_connect(target: str, *, wal: bool) -> sqlite3.Connection:
         target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
     )
     if wal:
-        conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        _enable_wal(conn)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying: the switch can report "database is locked" without waiting (SQLite
+    refuses to wait there, to avoid a deadlock) while another process opens the same new file.
+    WAL is persistent, so once any opener has switched, the others find it set."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_database(conn: sqlite3.Connection, path: Path | None, description: str) -> Database:
