@@ -64,8 +64,8 @@ _EPOCH = datetime(1970, 1, 1)
 _FIELD_ORDER = "second minute hour day-of-month month day-of-week [year]"
 _MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_DOM_LAST = re.compile(r"L(?:-(\d+))?(W)?")
-_DOM_WEEKDAY = re.compile(r"(\d+)W")
+_DOM_LAST = re.compile(r"L(?:-(\d+))?(W)?", re.IGNORECASE)
+_DOM_WEEKDAY = re.compile(r"(\d+)W", re.IGNORECASE)
 
 
 class CronError(SluiceError):
@@ -127,6 +127,7 @@ class _Field:
     name: str
     lo: int
     hi: int
+    max_step: int  # the largest n in 'a/n' (Quartz's limits)
     names: tuple[str, ...] = ()  # names[i] stands for lo + i
     note: str = ""
 
@@ -135,18 +136,14 @@ class _Field:
         numbers = f"{self.lo}-{self.hi}{self.note}"
         return f"{numbers} or {self.names[0]}-{self.names[-1]}" if self.names else numbers
 
-    @property
-    def max_step(self) -> int:
-        return self.hi - self.lo if self.lo >= MIN_YEAR else self.hi
 
-
-_SECONDS = _Field("second", 0, 59)
-_MINUTES = _Field("minute", 0, 59)
-_HOURS = _Field("hour", 0, 23)
-_DOM = _Field("day-of-month", 1, 31)
-_MONTHS = _Field("month", 1, 12, _MONTH_NAMES)
-_DOW = _Field("day-of-week", 1, 7, _DAY_NAMES, " (1 = Sunday)")
-_YEARS = _Field("year", MIN_YEAR, MAX_YEAR)
+_SECONDS = _Field("second", 0, 59, 59)
+_MINUTES = _Field("minute", 0, 59, 59)
+_HOURS = _Field("hour", 0, 23, 23)
+_DOM = _Field("day-of-month", 1, 31, 31)
+_MONTHS = _Field("month", 1, 12, 12, _MONTH_NAMES)
+_DOW = _Field("day-of-week", 1, 7, 7, _DAY_NAMES, " (1 = Sunday)")
+_YEARS = _Field("year", MIN_YEAR, MAX_YEAR, MAX_YEAR - MIN_YEAR)
 
 
 def parse(expression: str) -> CronExpression:
@@ -154,15 +151,14 @@ def parse(expression: str) -> CronExpression:
     parts = expression.split()
     if len(parts) not in (6, 7):
         raise CronError(_count_problem(len(parts)), expression)
-    up = [part.upper() for part in parts]
     try:
-        seconds = _parse_plain(_SECONDS, up[0])
-        minutes = _parse_plain(_MINUTES, up[1])
-        hours = _parse_plain(_HOURS, up[2])
-        day_of_month = _parse_day_of_month(up[3])
-        months = _parse_plain(_MONTHS, up[4])
-        day_of_week = _parse_day_of_week(up[5])
-        years = _parse_plain(_YEARS, up[6] if len(up) == 7 else "*")
+        seconds = _parse_plain(_SECONDS, parts[0])
+        minutes = _parse_plain(_MINUTES, parts[1])
+        hours = _parse_plain(_HOURS, parts[2])
+        day_of_month = _parse_day_of_month(parts[3])
+        months = _parse_plain(_MONTHS, parts[4])
+        day_of_week = _parse_day_of_week(parts[5])
+        years = _parse_plain(_YEARS, parts[6] if len(parts) == 7 else "*")
     except _Invalid as exc:
         raise CronError(str(exc), expression) from None
     if day_of_month is not None and day_of_week is not None:
@@ -202,7 +198,7 @@ def _parse_plain(field: _Field, text: str) -> tuple[int, ...]:
 def _parse_item(field: _Field, item: str) -> list[int]:
     if not item:
         raise _Invalid(f"{field.name} has an empty list item: remove the extra ','")
-    bare = item
+    bare = item.upper()
     for name in field.names:  # JUL and WED hold letters that are special characters elsewhere
         bare = bare.replace(name, "")
     for special in ("L", "W", "#"):
@@ -244,8 +240,8 @@ def _parse_value(field: _Field, item: str, text: str) -> int:
             hint = " (0 is Sunday in Unix cron, 1 in Quartz)" if field is _DOW and value == 0 else ""
             raise _Invalid(f"{field.name} '{item}' is out of range {field.allowed}{hint}")
         return value
-    if text in field.names:
-        return field.lo + field.names.index(text)
+    if text.upper() in field.names:
+        return field.lo + field.names.index(text.upper())
     if not text:
         raise _Invalid(f"{field.name} '{item}' is missing a value: use {field.allowed}")
     shown = f"'{text}' in '{item}'" if text != item else f"'{item}'"
@@ -293,10 +289,10 @@ def _parse_day_of_week(text: str) -> DayOfWeek | None:
         return None
     if "?" in text:
         raise _Invalid(f"day-of-week '{text}': '?' must stand alone")
-    if text == "L":
+    if text.upper() == "L":
         return DayOfWeek((7,))  # Quartz: 'L' alone in day-of-week is 7, Saturday
     items = text.split(",")
-    if len(items) > 1 and any("L" in item or "#" in item for item in items):
+    if len(items) > 1 and any("L" in item.upper() or "#" in item for item in items):
         raise _Invalid(
             f"day-of-week '{text}': 'L' and '#' take one day and no list (Quartz cannot combine them "
             "with other days); make a second schedule for the other days"
@@ -309,13 +305,13 @@ def _parse_day_of_week(text: str) -> DayOfWeek | None:
                 f"day-of-week '{text}': the number after '#' must be 1-5, e.g. '6#3' (third Friday)"
             )
         return DayOfWeek((day,), nth=int(nth_text))
-    if text.endswith("L"):
+    if text.upper().endswith("L"):
         return DayOfWeek((_parse_single_day(text, text[:-1]),), last=True)
     return DayOfWeek(_parse_plain(_DOW, text))
 
 
 def _parse_single_day(item: str, text: str) -> int:
-    if not text.isdigit() and text not in _DAY_NAMES:
+    if not text.isdigit() and text.upper() not in _DAY_NAMES:
         raise _Invalid(f"day-of-week '{item}': {_special_problem(_DOW, 'L')}")
     return _parse_value(_DOW, item, text)
 
@@ -343,6 +339,8 @@ def next_fire(expr: CronExpression, after: datetime, tz: ZoneInfo) -> datetime |
         raise ValueError(f"next_fire needs an aware datetime, got naive {after.isoformat()}")
     after_ts = after.timestamp()
     local = after.astimezone(tz)
+    if local.year > MAX_YEAR:
+        return None
     start = local.replace(tzinfo=None, microsecond=0) + _SECOND
     if local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset():
         start = max(start, _overlap_end(local, tz))  # earlier wall times already fired (first occurrence)

@@ -179,6 +179,21 @@ class _Checker:
             self.add(f"a job takes one of schedule, trigger and continuous; found {', '.join(kinds)}")
         if s.triggers and kinds:
             self.add(f"triggers cannot be combined with {', '.join(kinds)}", field="triggers")
+        if s.schedule is not None:
+            self.schedule(s.schedule.quartz_cron_expression, s.schedule.timezone_id)
+
+    def schedule(self, expression: str, timezone_id: str) -> None:
+        """A schedule's Quartz expression and time zone, checked as the scheduler will read them."""
+        from sluice import cron
+
+        try:
+            cron.parse(expression)
+        except cron.CronError as exc:
+            self.add(str(exc), field="schedule.quartz_cron_expression")
+        try:
+            cron.resolve_timezone(timezone_id)
+        except cron.CronError as exc:
+            self.add(str(exc), field="schedule.timezone_id")
 
     # -- one task -----------------------------------------------------------------------------------------
 
