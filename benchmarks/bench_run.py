@@ -1,4 +1,5 @@
-"""Wall time of ``sluice run`` on the peers' workloads: W1 (40-task chain), W2 (1->200->1), W3 (1->1000->1).
+"""Wall time of ``sluice run`` on the peers' workloads: W1 (40-task chain), W2 (1->200->1), W3 (1->1000->1),
+and F1, a for-each task of 1,000 no-op iterations at concurrency 8 (run it with --parallelism 8).
 
 Every task is its own process (no-op Python file); parallelism 2; every state change is a durable SQLite
 commit. Each repetition runs the real CLI in a fresh SLUICE_HOME copied from a migrated template (as the
@@ -110,6 +111,7 @@ def summarize(name: str, tasks: int, runs: list[dict[str, Any]]) -> dict[str, An
     rec["per_task_ms"] = round(rec["wall_s"] / tasks * 1000, 2)
     rec["exec_per_task_ms"] = round(rec["exec_s"] / tasks * 1000, 2)
     rec["task_processes"] = max(r["task_processes"] for r in runs)
+    rec["tasks_per_s"] = round(tasks / rec["exec_s"], 1)
     return rec
 
 

@@ -15,8 +15,8 @@ import sluice
 HERE = Path(__file__).resolve().parent
 NOOP = HERE / "workloads" / "noop_task.py"
 
-#: name -> number of tasks
-WORKLOADS = {"W1": 40, "W2": 202, "W3": 1002}
+#: name -> number of task bodies that run (F1: iterations of one for-each task)
+WORKLOADS = {"W1": 40, "W2": 202, "W3": 1002, "F1": 1000}
 
 
 def _task(i: int, deps: list[int]) -> dict[str, object]:
@@ -38,6 +38,11 @@ def job(name: str) -> dict[str, object]:
         tasks = [_task(0, [])]
         tasks += [_task(i, [0]) for i in range(1, fan + 1)]
         tasks.append(_task(fan + 1, list(range(1, fan + 1))))
+    elif name == "F1":  # a for-each of 1,000 no-op iterations at concurrency 8
+        run_noop = {"python_file": str(NOOP), "parameters": ["{{input}}"]}
+        nested = {"task_key": "each", "spark_python_task": run_noop}
+        foreach = {"inputs": json.dumps(list(range(1000))), "concurrency": 8, "task": nested}
+        tasks = [{"task_key": "loop", "for_each_task": foreach}]
     else:
         raise SystemExit(f"unknown workload {name}; choose from {', '.join(WORKLOADS)}")
     return {"name": f"bench-{name}", "max_concurrent_runs": 1, "tasks": tasks}

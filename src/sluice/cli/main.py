@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sluice.engine.driver import Driver
     from sluice.spec.cache import CompiledJob
     from sluice.store import Store
+    from sluice.store.records import TaskRunRecord
 
 app = typer.Typer(
     name="sluice",
@@ -213,16 +214,31 @@ def _report(store: Store, run_id: int, output: Output) -> int:
         print_json(run_json(run_record, task_runs, repairs=repairs, include_history=bool(repairs)))
     else:
         order = {t["task_key"]: i for i, t in enumerate(run_record.settings.get("tasks", []))}
-        ordered = sorted(task_runs, key=lambda tr: (order.get(tr.task_key, len(order)), tr.attempt_number))
+        parents = {tr.run_id: tr.task_key for tr in task_runs if tr.parent_task_run_id is None}
+
+        def label(tr: TaskRunRecord) -> str:
+            if tr.parent_task_run_id is None:
+                return tr.task_key
+            return f"{parents.get(tr.parent_task_run_id, tr.task_key)}[{tr.iteration}]"
+
+        def position(tr: TaskRunRecord) -> tuple[int, int, int, int]:
+            key = parents.get(tr.parent_task_run_id, tr.task_key) if tr.parent_task_run_id else tr.task_key
+            return (
+                order.get(key, len(order)),
+                tr.iteration if tr.iteration is not None else -1,
+                tr.attempt_number,
+                tr.run_id,
+            )
+
         rows = [
             (
-                tr.task_key,
+                label(tr),
                 tr.attempt_number,
                 tr.result_state or tr.state,
                 f"{(tr.end_time - tr.start_time) / 1000:.2f}s" if tr.start_time and tr.end_time else "",
                 (tr.state_message or (f"outcome: {tr.outcome}" if tr.outcome else ""))[:100],
             )
-            for tr in ordered
+            for tr in sorted(task_runs, key=position)
         ]
         print_table(
             ["task", "attempt", "result", "duration", "message"],

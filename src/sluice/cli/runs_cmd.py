@@ -120,12 +120,24 @@ def list_runs(
 def get_run(
     run_id: RunIdArg, output: Annotated[Output, typer.Option("--output", "-o")] = Output.json
 ) -> None:
-    """Print a run with one task entry per attempt (Jobs API shape)."""
+    """Print a run with one task entry per attempt (Jobs API shape).
+
+    Given the task run id of a for-each task, prints that task with its ``iterations``.
+    """
     from sluice.cli.main import _report
+    from sluice.engine.view import for_each_run_json
+    from sluice.errors import NotFoundError
 
     with errors_to_exit_codes():
         store = open_store(load_settings())
         try:
+            try:
+                store.get_run(run_id)
+            except NotFoundError:
+                task_run = store.get_task_run(run_id)
+                job_run = store.get_run(task_run.job_run_id)
+                print_json(for_each_run_json(job_run, task_run, store.list_task_runs(job_run.run_id)))
+                return
             _report(store, run_id, output)
         finally:
             store.close()

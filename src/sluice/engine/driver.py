@@ -25,7 +25,9 @@ from typing import Any, Literal
 from sluice import dag, gitsource
 from sluice.engine import runstate
 from sluice.engine.clock import Clock, now_ms
+from sluice.engine.foreach import SUCCEEDED, ForEachState, parse_inputs
 from sluice.engine.identity import DriverId
+from sluice.engine.plan import TaskPlan
 from sluice.engine.runstate import Attempt, RunState
 from sluice.engine.tasktypes import LaunchInputs, prepare
 from sluice.errors import SluiceError
@@ -75,6 +77,7 @@ class _Timer:
     run_id: int = field(compare=False)
     key: str = field(compare=False, default="")
     attempt_id: int = field(compare=False, default=0)
+    iteration: int | None = field(compare=False, default=None)
 
 
 class Driver:
@@ -100,7 +103,8 @@ class Driver:
         self.driver_id = str(driver_id or DriverId.current())
         self.runs: dict[int, RunState] = {}
         self._running: dict[int, tuple[RunState, Attempt]] = {}
-        self._ready: deque[tuple[RunState, str]] = deque()
+        #: Tasks (iteration None) and for-each iterations ready to start, in order.
+        self._ready: deque[tuple[RunState, str, int | None]] = deque()
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._pids: dict[int, int] = {}
@@ -141,6 +145,15 @@ class Driver:
                 self._fail_unstarted(state, checkout_error, "REPOSITORY_CHECKOUT_FAILED", now)
             elif state.start_error is not None:
                 self._fail_unstarted(state, state.start_error, "INVALID_RUN_CONFIGURATION", now)
+            for iteration in state.orphaned_iterations:
+                runstate.kill_orphan(iteration)
+                self.store.update_task_run(
+                    iteration.task_run_id,
+                    state=LifeCycleState.INTERNAL_ERROR.value,
+                    result_state=ResultState.FAILED.value,
+                    state_message="The process driving this run died while the iteration was running.",
+                    end_time=now,
+                )
             for attempt in state.orphaned:
                 runstate.kill_orphan(attempt)
                 message = "The process driving this run died while the task was running."
@@ -234,10 +247,11 @@ class Driver:
             self._finish_skipped(state, key, decision, now)
             self._cascade(state, key, now)
 
-    def _enqueue(self, state: RunState, key: str) -> None:
-        if key not in state.queued:
-            state.queued.add(key)
-            self._ready.append((state, key))
+    def _enqueue(self, state: RunState, key: str, iteration: int | None = None) -> None:
+        unit = key if iteration is None else f"{key}#{iteration}"
+        if unit not in state.queued:
+            state.queued.add(unit)
+            self._ready.append((state, key, iteration))
 
     # ------------------------------------------------------------------ the loop
 
@@ -287,7 +301,11 @@ class Driver:
 
     def _start_ready(self, now: int) -> None:
         while self._ready and len(self._running) < self.parallelism:
-            state, key = self._ready.popleft()
+            state, key, iteration = self._ready.popleft()
+            if iteration is not None:
+                state.queued.discard(f"{key}#{iteration}")
+                self._start_iteration(state, key, iteration, now)
+                continue
             state.queued.discard(key)
             if state.finished or key in state.results or state.attempts[key].state == LifeCycleState.RUNNING:
                 continue
@@ -301,20 +319,25 @@ class Driver:
         attempt = state.attempts[key]
         if task.task_type == "condition_task":
             self._run_condition(state, key, attempt, now)
-            return
+        elif task.task_type == "for_each_task":
+            self._start_for_each(state, key, attempt, now)
+        else:
+            self._launch(state, task, attempt, now)
+
+    def _launch(self, state: RunState, task: TaskPlan, attempt: Attempt, now: int) -> None:
+        """Start an attempt's process: commit RUNNING now, launch after the commit."""
+        key = attempt.task_key
         attempt_dir = state.attempt_dir(attempt.task_run_id)
-        state.execution_count[key] = state.execution_count.get(key, 0) + 1
+        state.execution_count[attempt.unit] = state.execution_count.get(attempt.unit, 0) + 1
         try:
             resolver = state.resolver(key, attempt, now)
             env = self._task_env(state, key, attempt, attempt_dir)
             prepared = prepare(task, self._inputs(state, attempt, attempt_dir, resolver, env))
         except SluiceError as exc:  # a reference that cannot resolve, parameters that cannot combine
-            self._finish_task(state, key, now, ResultState.FAILED, str(exc), attempt=attempt, start=now)
+            self._fail_before_launch(state, attempt, str(exc), now)
             return
         if prepared.spec is None:
-            self._finish_task(
-                state, key, now, ResultState.FAILED, prepared.error or "", attempt=attempt, start=now
-            )
+            self._fail_before_launch(state, attempt, prepared.error or "", now)
             return
         attempt.state = LifeCycleState.RUNNING
         attempt.start_time = now
@@ -330,6 +353,8 @@ class Driver:
         attempt.timeout_s = timeout_s
         if timeout_s > 0:
             self._push("task_timeout", now + timeout_s * 1000, state.run_id, key, attempt.task_run_id)
+        if attempt.parent is not None:
+            state.messages[attempt.parent] = self._foreach_progress(state, attempt.parent)
         self._running[attempt.task_run_id] = (state, attempt)
         self._launches.append((state, attempt, prepared.spec))
 
@@ -363,6 +388,98 @@ class Driver:
         )
         self._task_final(state, key, ResultState.SUCCESS, now)
         self._notify(state)
+
+    # ------------------------------------------------------------------ for-each tasks
+
+    def _start_for_each(self, state: RunState, key: str, attempt: Attempt, now: int) -> None:
+        """Resolve the inputs, create one task run per iteration, start as many as the concurrency allows."""
+        payload = state.tasks[key].payload
+        state.execution_count[key] = state.execution_count.get(key, 0) + 1
+        raw = str(payload.get("inputs", "[]"))
+        try:
+            inputs = parse_inputs(raw, state.resolver(key, attempt, now)(raw))
+        except SluiceError as exc:
+            self._finish_task(state, key, now, ResultState.FAILED, str(exc), attempt=attempt, start=now)
+            return
+        fe = ForEachState.of(key, attempt.task_run_id, payload, inputs)
+        state.foreach[key] = fe
+        attempt.state, attempt.start_time = LifeCycleState.RUNNING, now
+        self.store.update_task_run(
+            attempt.task_run_id,
+            state=LifeCycleState.RUNNING.value,
+            start_time=now,
+            resolved_values={"for_each_task": {"inputs": json.dumps(inputs)}},
+        )
+        ids = self.store.allocate_run_ids(len(inputs)) if inputs else range(0)
+        for index, run_id in enumerate(ids):
+            tr = self.store.create_task_run(
+                run_id=run_id,
+                job_run_id=state.run_id,
+                task_key=fe.nested.key,
+                attempt_number=0,
+                state=LifeCycleState.BLOCKED.value,
+                now=now,
+                parent_task_run_id=attempt.task_run_id,
+                iteration=index,
+            )
+            fe.attempts[index] = Attempt.of(tr, key)
+        state.messages[key] = self._foreach_progress(state, key)
+        if not inputs:
+            self._foreach_done(state, key, now)
+        while (first := fe.take_next()) is not None:
+            self._enqueue(state, key, first)
+
+    def _start_iteration(self, state: RunState, key: str, index: int, now: int) -> None:
+        fe = state.foreach[key]
+        attempt = fe.attempts[index]
+        if index in fe.results or attempt.state == LifeCycleState.RUNNING:
+            return
+        if state.stopping is not None:
+            self._attempt_done(state, attempt, now, Outcome(ResultState.CANCELED, state.stop_message()))
+            return
+        self._launch(state, fe.nested, attempt, now)
+
+    def _iteration_final(self, state: RunState, key: str, index: int, result: ResultState, now: int) -> None:
+        fe = state.foreach[key]
+        fe.results[index] = result
+        fe.active -= 1
+        if state.stopping is not None:  # iterations not started yet end with the run
+            for pending in range(fe.next_index, len(fe.inputs)):
+                self.store.update_task_run(
+                    fe.attempts[pending].task_run_id,
+                    state=LifeCycleState.SKIPPED.value,
+                    result_state=ResultState.CANCELED.value,
+                    end_time=now,
+                    state_message=state.stop_message(),
+                )
+                fe.results[pending] = ResultState.CANCELED
+            fe.next_index = len(fe.inputs)
+        while (nxt := fe.take_next()) is not None:
+            self._enqueue(state, key, nxt)
+        state.messages[key] = self._foreach_progress(state, key)
+        if fe.done:
+            self._foreach_done(state, key, now)
+
+    def _foreach_done(self, state: RunState, key: str, now: int) -> None:
+        result, message = state.foreach[key].result()
+        attempt = state.attempts[key]
+        self.store.update_task_run(
+            attempt.task_run_id,
+            state=LifeCycleState.TERMINATED.value,
+            result_state=result.value,
+            state_message=message,
+            end_time=now,
+            error=message or None,
+        )
+        state.messages[key] = message or self._foreach_progress(state, key)
+        state.end_times[key] = now
+        self._task_final(state, key, result, now)
+
+    @staticmethod
+    def _foreach_progress(state: RunState, key: str) -> str:
+        fe = state.foreach[key]
+        ok = sum(1 for r in fe.results.values() if r in SUCCEEDED)
+        return f"{len(fe.results)}/{len(fe.inputs)} iterations done, {ok} succeeded, {fe.active} active"
 
     def _task_env(self, state: RunState, key: str, attempt: Attempt, attempt_dir: Path) -> dict[str, str]:
         """The task process's extra environment, with its context inline when small (docs/protocol.md)."""
@@ -425,8 +542,9 @@ class Driver:
     def _attempt_done(self, state: RunState, attempt: Attempt, now: int, outcome: Outcome) -> None:
         key = attempt.task_key
         result = outcome.result
-        state.messages[key] = outcome.message
-        state.end_times[key] = now
+        if attempt.parent is None:
+            state.messages[key] = outcome.message
+            state.end_times[key] = now
         self.store.update_task_run(
             attempt.task_run_id,
             state=(LifeCycleState.INTERNAL_ERROR if outcome.internal else LifeCycleState.TERMINATED).value,
@@ -437,9 +555,12 @@ class Driver:
             error_trace=outcome.trace,
             exit_code=outcome.exit_code,
         )
-        if state.should_retry(key, attempt, result, internal=outcome.internal):
-            retry = state.new_retry(self.store, key, attempt, now)
-            self._push("retry", retry.retry_due, state.run_id, key, retry.task_run_id)
+        if state.should_retry(attempt, result, internal=outcome.internal):
+            retry = state.new_retry(self.store, attempt, now)
+            unit_key = retry.parent or retry.task_key  # iterations are queued under their for-each task
+            self._push("retry", retry.retry_due, state.run_id, unit_key, retry.task_run_id, retry.iteration)
+        elif attempt.parent is not None and attempt.iteration is not None:
+            self._iteration_final(state, attempt.parent, attempt.iteration, result, now)
         else:
             self._task_final(state, key, result, now)
         self._notify(state)
@@ -469,11 +590,21 @@ class Driver:
             end_time=now,
             error=message if result is ResultState.FAILED else None,
         )
-        if result is ResultState.FAILED and state.should_retry(key, current, result, internal=False):
-            retry = state.new_retry(self.store, key, current, now)
+        if result is ResultState.FAILED and state.should_retry(current, result, internal=False):
+            retry = state.new_retry(self.store, current, now)
             self._push("retry", retry.retry_due, state.run_id, key, retry.task_run_id)
             return
         self._task_final(state, key, result, now)
+
+    def _fail_before_launch(self, state: RunState, attempt: Attempt, message: str, now: int) -> None:
+        if attempt.parent is None:
+            self._finish_task(
+                state, attempt.task_key, now, ResultState.FAILED, message, attempt=attempt, start=now
+            )
+            return
+        self.store.update_task_run(attempt.task_run_id, start_time=now)
+        attempt.start_time = now
+        self._attempt_done(state, attempt, now, Outcome(ResultState.FAILED, message, message))
 
     def _task_final(self, state: RunState, key: str, result: ResultState, now: int) -> None:
         """Record a task's final result and decide what its downstream tasks do."""
@@ -514,8 +645,16 @@ class Driver:
 
     # ------------------------------------------------------------------ timers, cancel, timeouts
 
-    def _push(self, kind: TimerKind, due: int, run_id: int, key: str = "", attempt_id: int = 0) -> None:
-        heapq.heappush(self._timers, _Timer(due, next(self._seq), kind, run_id, key, attempt_id))
+    def _push(
+        self,
+        kind: TimerKind,
+        due: int,
+        run_id: int,
+        key: str = "",
+        attempt_id: int = 0,
+        iteration: int | None = None,
+    ) -> None:
+        heapq.heappush(self._timers, _Timer(due, next(self._seq), kind, run_id, key, attempt_id, iteration))
 
     def _fire_timers(self, now: int) -> None:
         while self._timers and self._timers[0].due <= now:
@@ -523,7 +662,9 @@ class Driver:
             state = self.runs.get(timer.run_id)
             if state is None or state.finished:
                 continue
-            if timer.kind == "retry":
+            if timer.kind == "retry" and timer.iteration is not None:
+                self._enqueue(state, timer.key, timer.iteration)
+            elif timer.kind == "retry":
                 attempt = state.attempts.get(timer.key)
                 waiting = (
                     attempt is not None

@@ -22,6 +22,7 @@ from sluice.store.records import RunRecord, TaskRunRecord
 
 if TYPE_CHECKING:
     from sluice import refs
+    from sluice.engine.foreach import ForEachState
 
 #: Results of tasks that got as far as running (or trying to): their life cycle ends TERMINATED.
 RAN_RESULTS = frozenset({ResultState.SUCCESS, ResultState.FAILED, ResultState.TIMEDOUT, ResultState.CANCELED})
@@ -57,9 +58,12 @@ class Attempt:
     killed_as: ResultState | None = None
     kill_reason: str | None = None
     timeout_s: int = 0
+    #: For-each iterations: the for-each task's key and this iteration's index.
+    parent: str | None = None
+    iteration: int | None = None
 
     @staticmethod
-    def of(tr: TaskRunRecord) -> Attempt:
+    def of(tr: TaskRunRecord, parent: str | None = None) -> Attempt:
         return Attempt(
             task_key=tr.task_key,
             task_run_id=tr.run_id,
@@ -68,7 +72,14 @@ class Attempt:
             start_time=tr.start_time,
             original_attempt_run_id=tr.original_attempt_run_id,
             pid=tr.pid,
+            parent=parent,
+            iteration=tr.iteration,
         )
+
+    @property
+    def unit(self) -> str:
+        """What retries and execution counts are kept per: the task, or the iteration."""
+        return self.task_key if self.parent is None else f"{self.parent}#{self.iteration}"
 
 
 @dataclass
@@ -100,6 +111,10 @@ class RunState:
     end_times: dict[str, int] = field(default_factory=dict)
     #: Why the run cannot start at all (its job parameters do not resolve ...), None if it can.
     start_error: str | None = None
+    #: Unfinished for-each iterations found on load; they end with their for-each task's orphaned attempt.
+    orphaned_iterations: list[Attempt] = field(default_factory=list)
+    #: Running for-each tasks, by key.
+    foreach: dict[str, ForEachState] = field(default_factory=dict)
     #: Tasks in the driver's ready queue (so none is queued twice).
     queued: set[str] = field(default_factory=set)
 
@@ -122,10 +137,16 @@ class RunState:
             and self.attempts[key].state == LifeCycleState.BLOCKED
         ]
 
-    def should_retry(self, key: str, attempt: Attempt, result: ResultState, *, internal: bool) -> bool:
+    def task_of(self, attempt: Attempt) -> TaskPlan:
+        """The task an attempt runs: the job's task, or a for-each task's nested task."""
+        if attempt.parent is not None:
+            return self.foreach[attempt.parent].nested
+        return self.tasks[attempt.task_key]
+
+    def should_retry(self, attempt: Attempt, result: ResultState, *, internal: bool) -> bool:
         if self.stopping is not None:
             return False
-        task = self.tasks[key]
+        task = self.task_of(attempt)
         if task.task_type == "condition_task":
             return False
         if result is ResultState.TIMEDOUT and not task.retry_on_timeout:
@@ -135,22 +156,28 @@ class RunState:
         max_retries = task.max_retries
         return max_retries == -1 or attempt.attempt_number < max_retries
 
-    def new_retry(self, store: Store, key: str, failed: Attempt, now: int) -> Attempt:
-        """The next attempt of a failed task, WAITING_FOR_RETRY until its interval has passed."""
-        task = self.tasks[key]
+    def new_retry(self, store: Store, failed: Attempt, now: int) -> Attempt:
+        """The next attempt of a failed task (or iteration), WAITING_FOR_RETRY until its interval passed."""
+        task = self.task_of(failed)
         started = failed.start_time or now
         original = failed.original_attempt_run_id or failed.task_run_id
+        parent_run = self.foreach[failed.parent].task_run_id if failed.parent is not None else None
         tr = store.create_task_run(
             job_run_id=self.run_id,
-            task_key=key,
+            task_key=failed.task_key,
             attempt_number=failed.attempt_number + 1,
             state=LifeCycleState.WAITING_FOR_RETRY.value,
             now=now,
             original_attempt_run_id=original,
+            parent_task_run_id=parent_run,
+            iteration=failed.iteration,
         )
-        attempt = Attempt.of(tr)
+        attempt = Attempt.of(tr, failed.parent)
         attempt.retry_due = started + task.min_retry_interval_millis
-        self.attempts[key] = attempt
+        if failed.parent is not None and failed.iteration is not None:
+            self.foreach[failed.parent].attempts[failed.iteration] = attempt
+        else:
+            self.attempts[failed.task_key] = attempt
         return attempt
 
     def runs_while_stopping(self, key: str) -> bool:
@@ -206,12 +233,18 @@ class RunState:
             job_parameters=self.job_parameters,
             task_key=key,
             task_run_id=attempt.task_run_id,
-            execution_count=self.execution_count.get(key, 1),
+            execution_count=self.execution_count.get(attempt.unit, 1),
             retry_count=attempt.attempt_number,
             task_start_time_ms=now,
             notebook_path=None,
             tasks=infos,
+            **self._input_of(attempt),
         )
+
+    def _input_of(self, attempt: Attempt) -> dict[str, Any]:
+        if attempt.parent is None or attempt.iteration is None:
+            return {}
+        return {"input": self.foreach[attempt.parent].inputs[attempt.iteration], "has_input": True}
 
     def context_for(self, key: str, attempt: Attempt) -> dict[str, Any]:
         """What the task process learns through its context file (see docs/protocol.md)."""
@@ -341,7 +374,11 @@ def load(
 def _restore_attempts(state: RunState, task_runs: list[TaskRunRecord]) -> None:
     latest: dict[str, TaskRunRecord] = {}
     for tr in task_runs:
-        if tr.parent_task_run_id is not None or tr.task_key not in state.tasks:
+        if tr.parent_task_run_id is not None:
+            if not LifeCycleState(tr.state).is_terminal:
+                state.orphaned_iterations.append(Attempt.of(tr))
+            continue
+        if tr.task_key not in state.tasks:
             continue
         state.execution_count[tr.task_key] = state.execution_count.get(tr.task_key, 0) + (
             1 if tr.start_time else 0

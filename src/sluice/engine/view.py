@@ -132,6 +132,8 @@ def run_json(
 ) -> dict[str, Any]:
     """A job run as ``runs/get`` returns it, with one ``tasks`` entry per attempt."""
     settings_by_key = {t["task_key"]: t for t in run.settings.get("tasks", [])}
+    iterations = [tr for tr in task_runs if tr.parent_task_run_id is not None]
+    task_runs = [tr for tr in task_runs if tr.parent_task_run_id is None]
     out: dict[str, Any] = {
         "job_id": run.job_id,
         "run_id": run.run_id,
@@ -157,7 +159,10 @@ def run_json(
             termination_type=run.termination_type,
             queue_reason=run.queue_reason,
         ),
-        "tasks": [task_run_json(tr, settings_by_key.get(tr.task_key)) for tr in task_runs],
+        "tasks": [
+            _with_stats(task_run_json(tr, settings_by_key.get(tr.task_key)), tr, iterations)
+            for tr in task_runs
+        ],
         "job_parameters": run.job_parameters,
         "format": "MULTI_TASK",
         "attempt_number": 0,
@@ -177,6 +182,48 @@ def run_json(
         out["schedule"] = run.settings["schedule"]
     if include_history and repairs:
         out["repair_history"] = [repair_json(r) for r in repairs]
+    return out
+
+
+def _latest_iterations(parent: int, iterations: Sequence[TaskRunRecord]) -> list[TaskRunRecord]:
+    latest: dict[int, TaskRunRecord] = {}
+    for tr in iterations:
+        newer = tr.iteration is not None and (
+            tr.iteration not in latest or tr.run_id > latest[tr.iteration].run_id
+        )
+        if tr.parent_task_run_id == parent and tr.iteration is not None and newer:
+            latest[tr.iteration] = tr
+    return [latest[i] for i in sorted(latest)]
+
+
+def _with_stats(
+    entry: dict[str, Any], tr: TaskRunRecord, iterations: Sequence[TaskRunRecord]
+) -> dict[str, Any]:
+    """A for-each task's entry carries ``for_each_task.stats`` of its iterations."""
+    if "for_each_task" in entry:
+        from sluice.engine.foreach import stats
+
+        latest = _latest_iterations(tr.run_id, iterations)
+        entry["for_each_task"] = {
+            **entry["for_each_task"],
+            "stats": stats([(i.state, i.result_state) for i in latest]),
+        }
+    return entry
+
+
+def for_each_run_json(
+    run: RunRecord, parent: TaskRunRecord, task_runs: Sequence[TaskRunRecord]
+) -> dict[str, Any]:
+    """``runs/get`` of a for-each task run: the task, with ``iterations`` (every attempt of each)."""
+    settings = next((t for t in run.settings.get("tasks", []) if t["task_key"] == parent.task_key), None)
+    iterations = [tr for tr in task_runs if tr.parent_task_run_id == parent.run_id]
+    nested = (settings or {}).get("for_each_task", {}).get("task")
+    out = _with_stats(task_run_json(parent, settings), parent, iterations)
+    out["job_id"], out["job_run_id"] = run.job_id, run.run_id
+    out["iterations"] = [
+        {**task_run_json(tr, nested), "iteration": tr.iteration}
+        for tr in sorted(iterations, key=lambda t: (t.iteration or 0, t.run_id))
+    ]
     return out
 
 
