@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sluice import dag, gitsource
-from sluice.engine import runstate
+from sluice.engine import control, runstate
 from sluice.engine.clock import Clock, now_ms
-from sluice.engine.foreach import SUCCEEDED, ForEachState, parse_inputs
 from sluice.engine.identity import DriverId
 from sluice.engine.plan import TaskPlan
-from sluice.engine.runstate import Attempt, RunState
+from sluice.engine.runstate import Attempt, Outcome, RunState
 from sluice.engine.tasktypes import LaunchInputs, prepare
 from sluice.errors import SluiceError
 from sluice.executors import Exited, LaunchSpec
@@ -54,19 +53,6 @@ KILL_GRACE_S = 5.0
 
 Listener = Callable[[RunState], None]
 TimerKind = Literal["retry", "task_timeout", "job_timeout"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How an attempt ended."""
-
-    result: ResultState
-    message: str
-    error: str | None = None
-    trace: str | None = None
-    exit_code: int | None = None
-    #: The platform failed (the task process could not start, its driver died): INTERNAL_ERROR.
-    internal: bool = False
 
 
 @dataclass(order=True)
@@ -304,7 +290,7 @@ class Driver:
             state, key, iteration = self._ready.popleft()
             if iteration is not None:
                 state.queued.discard(f"{key}#{iteration}")
-                self._start_iteration(state, key, iteration, now)
+                control.start_iteration(self, state, key, iteration, now)
                 continue
             state.queued.discard(key)
             if state.finished or key in state.results or state.attempts[key].state == LifeCycleState.RUNNING:
@@ -318,9 +304,9 @@ class Driver:
         task = state.tasks[key]
         attempt = state.attempts[key]
         if task.task_type == "condition_task":
-            self._run_condition(state, key, attempt, now)
+            control.run_condition(self, state, key, attempt, now)
         elif task.task_type == "for_each_task":
-            self._start_for_each(state, key, attempt, now)
+            control.start_for_each(self, state, key, attempt, now)
         else:
             self._launch(state, task, attempt, now)
 
@@ -354,132 +340,9 @@ class Driver:
         if timeout_s > 0:
             self._push("task_timeout", now + timeout_s * 1000, state.run_id, key, attempt.task_run_id)
         if attempt.parent is not None:
-            state.messages[attempt.parent] = self._foreach_progress(state, attempt.parent)
+            state.messages[attempt.parent] = control.foreach_progress(state, attempt.parent)
         self._running[attempt.task_run_id] = (state, attempt)
         self._launches.append((state, attempt, prepared.spec))
-
-    def _run_condition(self, state: RunState, key: str, attempt: Attempt, now: int) -> None:
-        """Evaluate a condition task here: no process, no retries; its outcome routes its dependents."""
-        from sluice.conditions import evaluate
-        from sluice.states import ConditionOp
-
-        state.execution_count[key] = state.execution_count.get(key, 0) + 1
-        payload = state.tasks[key].payload
-        resolve = state.resolver(key, attempt, now)
-        try:
-            left, right = resolve(str(payload.get("left", ""))), resolve(str(payload.get("right", "")))
-            outcome = "true" if evaluate(ConditionOp(payload["op"]), left, right) else "false"
-        except SluiceError as exc:
-            self._finish_task(state, key, now, ResultState.FAILED, str(exc), attempt=attempt, start=now)
-            return
-        state.outcomes[key] = outcome
-        state.messages[key] = f"outcome: {outcome}"
-        state.end_times[key] = now
-        attempt.start_time = now
-        self.store.update_task_run(
-            attempt.task_run_id,
-            state=LifeCycleState.TERMINATED.value,
-            result_state=ResultState.SUCCESS.value,
-            state_message="",
-            start_time=now,
-            end_time=now,
-            outcome=outcome,
-            resolved_values={"condition_task": {"left": left, "right": right}},
-        )
-        self._task_final(state, key, ResultState.SUCCESS, now)
-        self._notify(state)
-
-    # ------------------------------------------------------------------ for-each tasks
-
-    def _start_for_each(self, state: RunState, key: str, attempt: Attempt, now: int) -> None:
-        """Resolve the inputs, create one task run per iteration, start as many as the concurrency allows."""
-        payload = state.tasks[key].payload
-        state.execution_count[key] = state.execution_count.get(key, 0) + 1
-        raw = str(payload.get("inputs", "[]"))
-        try:
-            inputs = parse_inputs(raw, state.resolver(key, attempt, now)(raw))
-        except SluiceError as exc:
-            self._finish_task(state, key, now, ResultState.FAILED, str(exc), attempt=attempt, start=now)
-            return
-        fe = ForEachState.of(key, attempt.task_run_id, payload, inputs)
-        state.foreach[key] = fe
-        attempt.state, attempt.start_time = LifeCycleState.RUNNING, now
-        self.store.update_task_run(
-            attempt.task_run_id,
-            state=LifeCycleState.RUNNING.value,
-            start_time=now,
-            resolved_values={"for_each_task": {"inputs": json.dumps(inputs)}},
-        )
-        ids = self.store.allocate_run_ids(len(inputs)) if inputs else range(0)
-        for index, run_id in enumerate(ids):
-            tr = self.store.create_task_run(
-                run_id=run_id,
-                job_run_id=state.run_id,
-                task_key=fe.nested.key,
-                attempt_number=0,
-                state=LifeCycleState.BLOCKED.value,
-                now=now,
-                parent_task_run_id=attempt.task_run_id,
-                iteration=index,
-            )
-            fe.attempts[index] = Attempt.of(tr, key)
-        state.messages[key] = self._foreach_progress(state, key)
-        if not inputs:
-            self._foreach_done(state, key, now)
-        while (first := fe.take_next()) is not None:
-            self._enqueue(state, key, first)
-
-    def _start_iteration(self, state: RunState, key: str, index: int, now: int) -> None:
-        fe = state.foreach[key]
-        attempt = fe.attempts[index]
-        if index in fe.results or attempt.state == LifeCycleState.RUNNING:
-            return
-        if state.stopping is not None:
-            self._attempt_done(state, attempt, now, Outcome(ResultState.CANCELED, state.stop_message()))
-            return
-        self._launch(state, fe.nested, attempt, now)
-
-    def _iteration_final(self, state: RunState, key: str, index: int, result: ResultState, now: int) -> None:
-        fe = state.foreach[key]
-        fe.results[index] = result
-        fe.active -= 1
-        if state.stopping is not None:  # iterations not started yet end with the run
-            for pending in range(fe.next_index, len(fe.inputs)):
-                self.store.update_task_run(
-                    fe.attempts[pending].task_run_id,
-                    state=LifeCycleState.SKIPPED.value,
-                    result_state=ResultState.CANCELED.value,
-                    end_time=now,
-                    state_message=state.stop_message(),
-                )
-                fe.results[pending] = ResultState.CANCELED
-            fe.next_index = len(fe.inputs)
-        while (nxt := fe.take_next()) is not None:
-            self._enqueue(state, key, nxt)
-        state.messages[key] = self._foreach_progress(state, key)
-        if fe.done:
-            self._foreach_done(state, key, now)
-
-    def _foreach_done(self, state: RunState, key: str, now: int) -> None:
-        result, message = state.foreach[key].result()
-        attempt = state.attempts[key]
-        self.store.update_task_run(
-            attempt.task_run_id,
-            state=LifeCycleState.TERMINATED.value,
-            result_state=result.value,
-            state_message=message,
-            end_time=now,
-            error=message or None,
-        )
-        state.messages[key] = message or self._foreach_progress(state, key)
-        state.end_times[key] = now
-        self._task_final(state, key, result, now)
-
-    @staticmethod
-    def _foreach_progress(state: RunState, key: str) -> str:
-        fe = state.foreach[key]
-        ok = sum(1 for r in fe.results.values() if r in SUCCEEDED)
-        return f"{len(fe.results)}/{len(fe.inputs)} iterations done, {ok} succeeded, {fe.active} active"
 
     def _task_env(self, state: RunState, key: str, attempt: Attempt, attempt_dir: Path) -> dict[str, str]:
         """The task process's extra environment, with its context inline when small (docs/protocol.md)."""
@@ -560,7 +423,7 @@ class Driver:
             unit_key = retry.parent or retry.task_key  # iterations are queued under their for-each task
             self._push("retry", retry.retry_due, state.run_id, unit_key, retry.task_run_id, retry.iteration)
         elif attempt.parent is not None and attempt.iteration is not None:
-            self._iteration_final(state, attempt.parent, attempt.iteration, result, now)
+            control.iteration_final(self, state, attempt.parent, attempt.iteration, result, now)
         else:
             self._task_final(state, key, result, now)
         self._notify(state)

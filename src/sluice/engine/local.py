@@ -14,6 +14,7 @@ from sluice.engine.clock import now_ms
 from sluice.engine.driver import Driver, Listener
 from sluice.engine.identity import DriverId
 from sluice.engine.reconcile import orphaned_runs
+from sluice.engine.runstate import base_dir_of
 from sluice.executors.local import LocalExecutor
 from sluice.spec.cache import CompiledJob
 from sluice.states import LifeCycleState
@@ -48,18 +49,6 @@ def deploy(store: Store, loaded: CompiledJob, *, now: int) -> Deployed:
         return Deployed(existing, created=False, changed=False)
     job = store.update_job(existing.job_id, settings, now=now, source_path=source)
     return Deployed(job, created=False, changed=True)
-
-
-def base_dir_of(store: Store, run: RunRecord) -> Path:
-    """Where relative WORKSPACE paths of a run's job resolve: the directory of its definition file."""
-    if run.job_id is not None:
-        try:
-            source = store.get_job(run.job_id).source_path
-        except Exception:
-            source = None
-        if source:
-            return Path(source).parent
-    return Path.cwd()
 
 
 class LocalRunner:

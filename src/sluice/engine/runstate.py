@@ -42,6 +42,19 @@ def skip_message(result: ResultState) -> str:
     return _SKIP_MESSAGES.get(result, "")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended."""
+
+    result: ResultState
+    message: str
+    error: str | None = None
+    trace: str | None = None
+    exit_code: int | None = None
+    #: The platform failed (the task process could not start, its driver died): INTERNAL_ERROR.
+    internal: bool = False
+
+
 @dataclass
 class Attempt:
     """The latest attempt of a task in this run."""
@@ -437,3 +450,15 @@ def _resolve_job_parameters(store: Store, run: RunRecord, plan: JobPlan, now: in
     resolved = [{**p, "value": refs.resolve(str(p.get("value", "")), context)} for p in run.job_parameters]
     store.update_run(run.run_id, job_parameters=resolved)
     return replace(run, job_parameters=resolved)
+
+
+def base_dir_of(store: Store, run: RunRecord) -> Path:
+    """Where relative WORKSPACE paths of a run's job resolve: the directory of its definition file."""
+    if run.job_id is not None:
+        try:
+            source = store.get_job(run.job_id).source_path
+        except SluiceError:  # the job was deleted: fall back to the working directory
+            source = None
+        if source:
+            return Path(source).parent
+    return Path.cwd()

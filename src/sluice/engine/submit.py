@@ -24,6 +24,7 @@ def run_now(  # noqa: PLR0913 - the run-now request's fields, all keyword-only
     idempotency_token: str | None = None,
     driver: str | None = None,
     trigger_info: dict[str, Any] | None = None,
+    parent_run_id: int | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a run of ``job``: PENDING, QUEUED or SKIPPED as its concurrency allows.
 
@@ -50,4 +51,5 @@ def run_now(  # noqa: PLR0913 - the run-now request's fields, all keyword-only
         only_tasks=only_keys,
         driver=driver,
         trigger_info=trigger_info,
+        parent_run_id=parent_run_id,
     )
