@@ -154,3 +154,21 @@ def test_inline_inputs_over_the_limit_are_invalid(ws: Workspace) -> None:
     )
     assert done.returncode == 2
     assert "10,000" in done.stderr or "10000" in done.stderr
+
+
+def test_repair_reruns_only_the_failed_iterations(ws: Workspace) -> None:
+    ws.write(
+        "each.py",
+        "import os, sys\nopen('ran.log', 'a').write(sys.argv[1] + '\\n')\n"
+        "if sys.argv[1] == 'c' and not os.path.exists('fixed'):\n    raise RuntimeError('c is broken')\n",
+    )
+    nested = py_task("each", "each.py", params=["{{input}}"])
+    job = ws.job([for_each("loop", json.dumps(list("abcd")), nested, concurrency=2, deps=[])])
+    first = ws.run(job)
+    assert first.run.result_state == "FAILED"
+    (ws.dir / "fixed").write_text("")
+    (ws.dir / "ran.log").write_text("")
+    repaired = ws.cli("runs", "repair", str(first.run.run_id), "--all-failed", "--wait", "--output", "json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert json.loads(repaired.stdout)["state"]["result_state"] == "SUCCESS"
+    assert (ws.dir / "ran.log").read_text().split() == ["c"]  # a, b and d were kept

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -76,6 +77,19 @@ def _load(path: Path, job: str | None, target: str | None, var: list[str] | None
     return jobs
 
 
+def _choose(path: Path, jobs: list[CompiledJob], key: str | None) -> CompiledJob:
+    """The job ``--job`` names, or the only one."""
+    keys = ", ".join(j.key for j in jobs)
+    if key is None:
+        if len(jobs) > 1:
+            fail(f"{path} defines several jobs ({keys}); choose one with --job KEY", EXIT_INVALID)
+        return jobs[0]
+    found = next((j for j in jobs if j.key == key), None)
+    if found is None:
+        fail(f"{path} has no job '{key}'; its jobs are: {keys}", EXIT_INVALID)
+    return found
+
+
 @app.command()
 def run(
     path: PathArg,
@@ -105,22 +119,14 @@ def run(
     executor.start()  # the task fork server boots while the job is loaded and validated
     try:
         with errors_to_exit_codes():
-            jobs = _load(path, job, target, var)
-            if len(jobs) > 1:
-                keys = ", ".join(j.key for j in jobs)
-                fail(f"{path} defines several jobs ({keys}); choose one with --job KEY", EXIT_INVALID)
+            bundle = _load(path, None, target, var)
+            chosen = _choose(path, bundle, job)
             settings = load_settings()
             store = open_store(settings)
             try:
+                request = RunRequest(chosen, bundle, parse_pairs(param or [], "--param"), only or [], output)
                 code = _run_loaded(
-                    store,
-                    jobs[0],
-                    executor,
-                    settings.home,
-                    parallelism or settings.parallelism,
-                    parse_pairs(param or [], "--param"),
-                    output,
-                    only or [],
+                    store, request, executor, settings.home, parallelism or settings.parallelism
                 )
             finally:
                 store.close()
@@ -129,25 +135,29 @@ def run(
     raise typer.Exit(code)
 
 
-def _run_loaded(
-    store: Store,
-    loaded: CompiledJob,
-    executor: object,
-    home: Path,
-    parallelism: int,
-    params: dict[str, str],
-    output: Output,
-    only: list[str],
-) -> int:
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``sluice run`` was asked to run."""
+
+    job: CompiledJob
+    #: Every job of the same file, for run-job tasks that name one by key.
+    siblings: list[CompiledJob]
+    params: dict[str, str]
+    only: list[str]
+    output: Output
+
+
+def _run_loaded(store: Store, request: RunRequest, executor: object, home: Path, parallelism: int) -> int:
     from sluice.cli.runs_cmd import drive_in_background
     from sluice.engine.clock import now_ms
-    from sluice.engine.local import LocalRunner, deploy
+    from sluice.engine.local import LocalRunner, deploy_with_references
     from sluice.engine.submit import run_now
     from sluice.executors.local import LocalExecutor
     from sluice.states import LifeCycleState
 
     assert isinstance(executor, LocalExecutor)
-    deployed = deploy(store, loaded, now=now_ms())
+    deployed = deploy_with_references(store, request.job, request.siblings, now=now_ms())
+    output = request.output
     listener = _progress(output)
     with LocalRunner(
         store, home=home, parallelism=parallelism, listener=listener, executor=executor
@@ -159,9 +169,9 @@ def _run_loaded(
             store,
             deployed.job,
             now=now_ms(),
-            job_parameters=params,
+            job_parameters=request.params,
             driver=str(runner.driver_id),
-            only=only or None,
+            only=request.only or None,
         )
         if run_record.state == LifeCycleState.QUEUED.value:
             typer.echo(
@@ -272,13 +282,14 @@ def deploy(
 ) -> None:
     """Create or update the jobs a file defines (redeploying never duplicates a job)."""
     from sluice.engine.clock import now_ms
-    from sluice.engine.local import deploy as deploy_job
+    from sluice.engine.local import deploy_with_references as deploy_job
 
     with errors_to_exit_codes():
-        jobs = _load(path, job, target, var)
+        bundle = _load(path, None, target, var)
+        jobs = [_choose(path, bundle, job)] if job else bundle
         store = open_store(load_settings())
         try:
-            results = [(j.key, deploy_job(store, j, now=now_ms())) for j in jobs]
+            results = [(j.key, deploy_job(store, j, bundle, now=now_ms())) for j in jobs]
         finally:
             store.close()
     if output is Output.json:

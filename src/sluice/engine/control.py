@@ -6,7 +6,7 @@ Functions over the driver (``d``): they record results through its store and han
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sluice.engine.foreach import SUCCEEDED, ForEachState, parse_inputs
 from sluice.engine.runstate import Attempt, Outcome, RunState
@@ -15,6 +15,7 @@ from sluice.states import LifeCycleState, ResultState
 
 if TYPE_CHECKING:
     from sluice.engine.driver import Driver
+    from sluice.store.records import TaskRunRecord
 
 
 def run_condition(d: Driver, state: RunState, key: str, attempt: Attempt, now: int) -> None:
@@ -68,6 +69,7 @@ def start_for_each(d: Driver, state: RunState, key: str, attempt: Attempt, now: 
         start_time=now,
         resolved_values={"for_each_task": {"inputs": json.dumps(inputs)}},
     )
+    kept = _kept_iterations(d, state, key, attempt, inputs)
     ids = d.store.allocate_run_ids(len(inputs)) if inputs else range(0)
     for index, run_id in enumerate(ids):
         tr = d.store.create_task_run(
@@ -81,11 +83,56 @@ def start_for_each(d: Driver, state: RunState, key: str, attempt: Attempt, now: 
             iteration=index,
         )
         fe.attempts[index] = Attempt.of(tr, key)
+        old = kept.get(index)
+        if old is not None:  # succeeded in the for-each task's previous run (a repair): not run again
+            d.store.update_task_run(
+                run_id,
+                state=LifeCycleState.TERMINATED.value,
+                result_state=old.result_state,
+                start_time=old.start_time,
+                end_time=old.end_time,
+                state_message=f"kept: succeeded in task run {old.run_id}",
+            )
+            fe.attempts[index].state = LifeCycleState.TERMINATED
+            fe.results[index] = ResultState.SUCCESS
     state.messages[key] = foreach_progress(state, key)
     if not inputs:
         foreach_done(d, state, key, now)
     while (first := fe.take_next()) is not None:
         d._enqueue(state, key, first)
+
+
+def _kept_iterations(
+    d: Driver, state: RunState, key: str, attempt: Attempt, inputs: list[Any]
+) -> dict[int, TaskRunRecord]:
+    """Iterations that succeeded in this for-each task's previous task run, with the same input."""
+    rows = d.store.list_task_runs(state.run_id)
+    previous = [
+        tr
+        for tr in rows
+        if tr.task_key == key
+        and tr.parent_task_run_id is None
+        and tr.run_id < attempt.task_run_id
+        and "for_each_task" in tr.resolved_values
+    ]
+    if not previous:
+        return {}
+    prev = max(previous, key=lambda tr: tr.run_id)
+    old_inputs = json.loads(prev.resolved_values["for_each_task"]["inputs"])
+    latest: dict[int, TaskRunRecord] = {}
+    for tr in rows:
+        newer = tr.iteration is not None and (
+            tr.iteration not in latest or tr.run_id > latest[tr.iteration].run_id
+        )
+        if tr.parent_task_run_id == prev.run_id and tr.iteration is not None and newer:
+            latest[tr.iteration] = tr
+    return {
+        i: tr
+        for i, tr in latest.items()
+        if tr.result_state == ResultState.SUCCESS.value
+        and i < min(len(inputs), len(old_inputs))
+        and old_inputs[i] == inputs[i]
+    }
 
 
 def start_iteration(d: Driver, state: RunState, key: str, index: int, now: int) -> None:
@@ -141,3 +188,89 @@ def foreach_progress(state: RunState, key: str) -> str:
     fe = state.foreach[key]
     ok = sum(1 for r in fe.results.values() if r in SUCCEEDED)
     return f"{len(fe.results)}/{len(fe.inputs)} iterations done, {ok} succeeded, {fe.active} active"
+
+
+# ---------------------------------------------------------------------- run-job tasks
+
+#: How a child run's result becomes its run-job task's result.
+_CHILD_RESULT = {
+    ResultState.SUCCESS: ResultState.SUCCESS,
+    ResultState.SUCCESS_WITH_FAILURES: ResultState.SUCCESS,
+    ResultState.CANCELED: ResultState.CANCELED,
+}
+
+
+def start_run_job(d: Driver, state: RunState, key: str, attempt: Attempt, now: int) -> None:
+    """Start a run of another job (trigger RUN_JOB_TASK) and wait for it; its result becomes the task's."""
+    from sluice.engine.submit import run_now
+    from sluice.states import TriggerType
+
+    payload = state.tasks[key].payload
+    state.execution_count[key] = state.execution_count.get(key, 0) + 1
+    resolve = state.resolver(key, attempt, now)
+    try:
+        params = {k: resolve(str(v)) for k, v in (payload.get("job_parameters") or {}).items()}
+        job = d.store.get_job(int(payload["job_id"]))
+        child, _ = run_now(
+            d.store,
+            job,
+            now=now,
+            job_parameters=params,
+            trigger=TriggerType.RUN_JOB_TASK,
+            driver=d.driver_id,
+            trigger_info={"run_id": attempt.task_run_id},
+            parent_run_id=state.run_id,
+        )
+    except SluiceError as exc:
+        d._finish_task(
+            state, key, now, ResultState.FAILED, f"run_job_task: {exc}", attempt=attempt, start=now
+        )
+        return
+    attempt.state, attempt.start_time = LifeCycleState.RUNNING, now
+    d.store.update_task_run(
+        attempt.task_run_id,
+        state=LifeCycleState.RUNNING.value,
+        start_time=now,
+        state_message=f"waiting for run {child.run_id} of job {job.job_id}",
+        output={"run_job_output": {"run_id": child.run_id}},
+        resolved_values={"run_job_task": {"job_id": job.job_id, "job_parameters": params}},
+    )
+    state.messages[key] = f"run {child.run_id} of job {job.job_id}"
+    if child.state == LifeCycleState.SKIPPED.value:
+        message = f"run {child.run_id} of job {job.job_id} was skipped: {child.state_message}"
+        d._attempt_done(state, attempt, now, Outcome(ResultState.FAILED, message, message))
+        return
+    d.children[child.run_id] = (state, attempt)
+    timeout = state.tasks[key].timeout_seconds
+    attempt.timeout_s = timeout
+    if timeout > 0:
+        d._push("task_timeout", now + timeout * 1000, state.run_id, key, attempt.task_run_id)
+    d.adopt_later(child)
+
+
+def child_finished(d: Driver, child: RunState, now: int) -> None:
+    """A run started by a run-job task ended: end that task with the child's result."""
+    parent = d.children.pop(child.run_id, None)
+    if parent is None:
+        return
+    state, attempt = parent
+    result = child.result or ResultState.FAILED
+    if attempt.killed_as is not None:
+        outcome = Outcome(attempt.killed_as, attempt.kill_reason or "")
+    elif result in _CHILD_RESULT:
+        outcome = Outcome(_CHILD_RESULT[result], "")
+    else:
+        message = f"run {child.run_id} of job {child.record.job_id} ended {result.value}"
+        outcome = Outcome(ResultState.FAILED, message, message)
+    d._attempt_done(state, attempt, now, outcome)
+
+
+def stop_children(
+    d: Driver, parent: RunState, attempt_id: int | None, why: ResultState, message: str
+) -> None:
+    """Cancel the child runs of ``parent`` (of one run-job attempt when ``attempt_id`` is given)."""
+    for child_id, (owner, attempt) in list(d.children.items()):
+        if owner is not parent or (attempt_id is not None and attempt.task_run_id != attempt_id):
+            continue
+        attempt.killed_as, attempt.kill_reason = why, message
+        d.store.request_cancel(child_id)

@@ -102,6 +102,9 @@ class Driver:
         self._queued: dict[int, tuple[RunRecord, Path]] = {}
         self._next_queue_poll = 0
         self._interrupted = False
+        #: Runs started by run-job tasks: child run id -> the waiting task's run and attempt.
+        self.children: dict[int, tuple[RunState, Attempt]] = {}
+        self._to_adopt: list[RunRecord] = []
 
     # ------------------------------------------------------------------ adopting runs
 
@@ -270,9 +273,24 @@ class Driver:
         self._flush_side_effects()
         for run, base_dir in claimed:
             self.adopt(run, base_dir=base_dir)
+        self._adopt_children()
+
+    def adopt_later(self, run: RunRecord) -> None:
+        """Drive ``run`` (a run-job task's child) once the current step has committed."""
+        self._to_adopt.append(run)
+
+    def _adopt_children(self) -> None:
+        runs, self._to_adopt = self._to_adopt, []
+        for run in runs:
+            base_dir = runstate.base_dir_of(self.store, run)
+            if run.state == LifeCycleState.QUEUED.value:
+                self.adopt_queued(run, base_dir=base_dir)
+            else:
+                self.adopt(run, base_dir=base_dir)
 
     def _has_work(self) -> bool:
-        return any(not s.finished for s in self.runs.values()) or bool(self._running) or bool(self._queued)
+        active = any(not s.finished for s in self.runs.values())
+        return active or bool(self._running) or bool(self._queued) or bool(self._to_adopt)
 
     def _wait_time(self) -> float:
         now = self.clock()
@@ -307,6 +325,8 @@ class Driver:
             control.run_condition(self, state, key, attempt, now)
         elif task.task_type == "for_each_task":
             control.start_for_each(self, state, key, attempt, now)
+        elif task.task_type == "run_job_task":
+            control.start_run_job(self, state, key, attempt, now)
         else:
             self._launch(state, task, attempt, now)
 
@@ -537,14 +557,22 @@ class Driver:
                 if waiting and timer.key not in state.results:
                     self._enqueue(state, timer.key)
             elif timer.kind == "task_timeout":
-                entry = self._running.get(timer.attempt_id)
-                if entry is not None and entry[1].killed_as is None:
-                    attempt = entry[1]
-                    attempt.killed_as = ResultState.TIMEDOUT
-                    attempt.kill_reason = f"Task timed out after {attempt.timeout_s} seconds."
-                    self._kills.append((timer.attempt_id, KILL_GRACE_S))
+                self._on_task_timeout(state, timer.attempt_id)
             else:
                 self._stop_run(state, ResultState.TIMEDOUT, now)
+
+    def _on_task_timeout(self, state: RunState, attempt_id: int) -> None:
+        """Kill the attempt's processes, or cancel the run a run-job attempt waits for."""
+        parked = next((a for _, a in self.children.values() if a.task_run_id == attempt_id), None)
+        if parked is not None and parked.killed_as is None:
+            message = f"Task timed out after {parked.timeout_s} seconds."
+            control.stop_children(self, state, attempt_id, ResultState.TIMEDOUT, message)
+        entry = self._running.get(attempt_id)
+        if entry is not None and entry[1].killed_as is None:
+            attempt = entry[1]
+            attempt.killed_as = ResultState.TIMEDOUT
+            attempt.kill_reason = f"Task timed out after {attempt.timeout_s} seconds."
+            self._kills.append((attempt_id, KILL_GRACE_S))
 
     def _poll_cancels(self, now: int) -> None:
         if now < self._next_cancel_poll:
@@ -566,6 +594,7 @@ class Driver:
             return
         state.stopping = why
         reason = state.stop_message()
+        control.stop_children(self, state, None, why, reason)
         for attempt_id, (owner, attempt) in self._running.items():
             if owner is state and attempt.killed_as is None:
                 attempt.killed_as = why
@@ -593,6 +622,7 @@ class Driver:
         if any(owner is state for owner, _ in self._running.values()):
             return
         state.finish(self.store, now)
+        control.child_finished(self, state, now)
         self._notify(state)
 
     # ------------------------------------------------------------------ side effects

@@ -70,7 +70,9 @@ class ForEachState:
         )
 
     def take_next(self) -> int | None:
-        """The next iteration to start, if the concurrency allows one."""
+        """The next iteration to start, if the concurrency allows one (kept iterations are skipped)."""
+        while self.next_index in self.results:
+            self.next_index += 1
         if self.active >= self.concurrency or self.next_index >= len(self.inputs):
             return None
         index = self.next_index

@@ -5,8 +5,10 @@ The CLI is a thin layer over these functions; the server (a later issue) reuses 
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from sluice.engine.driver import Driver, Listener
 from sluice.engine.identity import DriverId
 from sluice.engine.reconcile import orphaned_runs
 from sluice.engine.runstate import base_dir_of
+from sluice.errors import InvalidJobError, NotFoundError, Problem
 from sluice.executors.local import LocalExecutor
 from sluice.spec.cache import CompiledJob
 from sluice.states import LifeCycleState
@@ -49,6 +52,77 @@ def deploy(store: Store, loaded: CompiledJob, *, now: int) -> Deployed:
         return Deployed(existing, created=False, changed=False)
     job = store.update_job(existing.job_id, settings, now=now, source_path=source)
     return Deployed(job, created=False, changed=True)
+
+
+_BUNDLE_JOB_ID = re.compile(r"^\$\{resources\.jobs\.([A-Za-z0-9_-]+)\.id\}$")
+
+
+def _run_job_payloads(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run_job_task payloads of a job, nested for-each tasks included."""
+    found = []
+    for task in settings.get("tasks") or ():
+        for candidate in (task, (task.get("for_each_task") or {}).get("task") or {}):
+            if "run_job_task" in candidate:
+                found.append(candidate["run_job_task"])
+    return found
+
+
+def _problem(job: CompiledJob, message: str) -> InvalidJobError:
+    return InvalidJobError(
+        [Problem(message, file=str(job.source_file), job=job.key, field="run_job_task.job_id")]
+    )
+
+
+def _check_targets(store: Store, job: CompiledJob, settings: dict[str, Any], own_id: int | None) -> None:
+    """Every job a run-job task names exists, and none of them runs this job again (transitively)."""
+    seen: set[int] = set()
+    pending = [(int(p["job_id"]), [job.key]) for p in _run_job_payloads(settings)]
+    while pending:
+        job_id, path = pending.pop()
+        if own_id is not None and job_id == own_id:
+            raise _problem(job, f"the job would run itself: {' -> '.join([*path, job.key])}")
+        if job_id in seen:
+            continue
+        seen.add(job_id)
+        try:
+            target = store.get_job(job_id)
+        except NotFoundError:
+            raise _problem(
+                job, f"run_job_task names job {job_id}, which does not exist; deploy it first"
+            ) from None
+        name = str(target.settings.get("name") or job_id)
+        pending.extend(
+            (int(p["job_id"]), [*path, name])
+            for p in _run_job_payloads(target.settings)
+            if not isinstance(p["job_id"], str)
+        )
+
+
+def deploy_with_references(
+    store: Store, job: CompiledJob, siblings: Sequence[CompiledJob], *, now: int, _path: tuple[str, ...] = ()
+) -> Deployed:
+    """Deploy ``job`` after the bundle jobs its run-job tasks name by key (``${resources.jobs.<key>.id}``).
+
+    Checks first that the named jobs exist and that none would run this job again, so a job that would
+    run itself is refused before anything is written.
+    """
+    if job.key in _path:
+        raise _problem(job, f"the job would run itself: {' -> '.join([*_path, job.key])}")
+    settings = copy.deepcopy(job.settings)
+    by_key = {s.key: s for s in siblings}
+    for payload in _run_job_payloads(settings):
+        match = _BUNDLE_JOB_ID.match(str(payload["job_id"]))
+        if match is None:
+            continue
+        target = by_key.get(match.group(1))
+        if target is None:
+            raise _problem(job, f"{payload['job_id']} names no job of this bundle")
+        payload["job_id"] = deploy_with_references(
+            store, target, siblings, now=now, _path=(*_path, job.key)
+        ).job.job_id
+    existing = store.find_job_by_bundle_key(deploy_key(job))
+    _check_targets(store, job, settings, existing.job_id if existing else None)
+    return deploy(store, replace(job, settings=settings), now=now)
 
 
 class LocalRunner:

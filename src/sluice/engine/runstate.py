@@ -33,7 +33,8 @@ FAILURE_HANDLERS = frozenset({RunIf.ALL_DONE, RunIf.AT_LEAST_ONE_FAILED, RunIf.A
 _SKIP_MESSAGES = {
     ResultState.UPSTREAM_FAILED: "An upstream task failed.",
     ResultState.UPSTREAM_CANCELED: "An upstream task was canceled.",
-    ResultState.EXCLUDED: "The task's run_if condition was not met; it counts as succeeded downstream.",
+    ResultState.EXCLUDED: "Excluded: its run_if rule or condition branch did not select it; "
+    "it counts as succeeded downstream.",
     ResultState.DISABLED: "The task is disabled.",
 }
 

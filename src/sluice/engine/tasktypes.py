@@ -22,7 +22,6 @@ NOT_SUPPORTED_YET: dict[str, str] = {
     "sql_task": "SQL tasks are not supported yet by this version of Sluice",
     "dbt_task": "dbt tasks are not supported yet by this version of Sluice",
     "pipeline_task": "pipeline tasks are not supported yet by this version of Sluice",
-    "run_job_task": "run-job tasks are not supported yet by this version of Sluice",
 }
 
 _REMOTE_PREFIXES = ("dbfs:", "s3:", "s3a:", "gs:", "abfss:", "wasbs:", "adl:", "http:", "https:")

@@ -741,8 +741,11 @@ class _Interpolator:
         if ref in simple:
             return simple[ref]
         if head == "resources":
+            if parts[1:2] == ["jobs"] and parts[3:] == ["id"] and parts[2] in self.bundle.jobs_by_key:
+                return f"${{{ref}}}"  # a job id: assigned when the bundle is deployed (sluice.engine.local)
             raise _Unresolved(
-                "resource ids are assigned when a bundle is deployed; Sluice cannot resolve them"
+                "Sluice resolves ${resources.jobs.<key>.id} of this bundle's jobs (when it deploys them); "
+                "other resources are not supported"
             )
         raise _Unresolved(
             "unknown reference; Sluice resolves ${var.<name>}, ${bundle.name}, ${bundle.target}, "

@@ -452,8 +452,12 @@ class PipelineTask(_Model):
     parameters: TextMap | None = None
 
 
+#: ``${resources.jobs.<key>.id}``: another job of the same bundle, replaced by its id when deployed.
+BundleJobId = Annotated[str, Field(pattern=r"^\$\{resources\.jobs\.[A-Za-z0-9_-]+\.id\}$")]
+
+
 class RunJobTask(_Model):
-    job_id: int
+    job_id: int | BundleJobId
     job_parameters: TextMap | None = None
     pipeline_params: PipelineParams | None = None
     # Deprecated legacy parameter maps, still accepted by the API.
