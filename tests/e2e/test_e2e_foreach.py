@@ -109,6 +109,14 @@ def test_over_a_task_value_list_with_a_failing_iteration(ws: Workspace) -> None:
     assert sorted(i for i, n, r in attempts if r == "SUCCESS") == [0, 1, 3, 4]
     assert len({i["run_id"] for i in detail["iterations"]}) == len(detail["iterations"])
 
+    # the fix: c no longer fails; a repair re-runs only iteration c and the task after the loop
+    ws.write("report.py", REPORT.replace("if country in sys.argv[3:]", "if country in sys.argv[4:]"))
+    (ws.dir / "spans.log").write_text("")
+    repaired = ws.cli("runs", "repair", str(done.run.run_id), "--all-failed", "--wait", "--output", "json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert json.loads(repaired.stdout)["state"]["result_state"] == "SUCCESS"
+    assert sorted(r[0] for r in spans(ws)) == ["after", "c"]  # the list task and a, b, d, e were kept
+
 
 def test_object_inputs_and_fields(ws: Workspace) -> None:
     ws.write("p.py", "import sys\nprint(sys.argv[1:])\n")
