@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from e2e.helpers import Workspace, py_task, task_result
+from e2e.helpers import Workspace, py_task, task_result, wait_for
 
 COUNTRIES = [f"C{i:02d}" for i in range(50)]
 
@@ -180,3 +180,26 @@ def test_repair_reruns_only_the_failed_iterations(ws: Workspace) -> None:
     assert repaired.returncode == 0, repaired.stderr
     assert json.loads(repaired.stdout)["state"]["result_state"] == "SUCCESS"
     assert (ws.dir / "ran.log").read_text().split() == ["c"]  # a, b and d were kept
+
+
+def test_cancel_ends_iterations_waiting_for_a_retry(ws: Workspace) -> None:
+    ws.write("each.py", "import sys\nif sys.argv[1] == 'b':\n    raise RuntimeError('b fails')\n")
+    nested = py_task(
+        "each", "each.py", params=["{{input}}"], max_retries=1, min_retry_interval_millis=120_000
+    )
+    job = ws.job([for_each("loop", json.dumps(["a", "b"]), nested, concurrency=2, deps=[])])
+    bg = ws.start("run", str(job), "--output", "json")
+    run_id = ws.wait_active_run()
+
+    def waiting() -> bool:
+        detail = ws.json("runs", "get", str(ws.get_run(run_id).task("loop")["run_id"]))
+        return any(i["state"]["life_cycle_state"] == "WAITING_FOR_RETRY" for i in detail["iterations"])
+
+    wait_for(waiting, timeout=30, what="iteration b to wait for its retry")
+    assert ws.cli("runs", "cancel", str(run_id)).returncode == 0
+    finished = bg.finish(timeout=30)  # well before the 120 s retry interval
+    assert finished.run.result_state == "CANCELED"
+    assert (
+        task_result(finished.run.task("loop")) == "CANCELED"
+        or task_result(finished.run.task("loop")) == "FAILED"
+    )

@@ -152,6 +152,8 @@ def iteration_final(d: Driver, state: RunState, key: str, index: int, result: Re
     fe.active -= 1
     if state.stopping is not None:  # iterations not started yet end with the run
         for pending in range(fe.next_index, len(fe.inputs)):
+            if pending in fe.results:  # kept from an earlier run of the for-each task
+                continue
             d.store.update_task_run(
                 fe.attempts[pending].task_run_id,
                 state=LifeCycleState.SKIPPED.value,
@@ -274,3 +276,11 @@ def stop_children(
             continue
         attempt.killed_as, attempt.kill_reason = why, message
         d.store.request_cancel(child_id)
+
+
+def stop_iterations(d: Driver, state: RunState, now: int) -> None:
+    """A canceled or timed-out run ends its iterations that wait for a retry (running ones are killed)."""
+    for fe in list(state.foreach.values()):
+        for attempt in list(fe.attempts.values()):
+            if attempt.state == LifeCycleState.WAITING_FOR_RETRY and attempt.iteration not in fe.results:
+                d._attempt_done(state, attempt, now, Outcome(ResultState.CANCELED, state.stop_message()))

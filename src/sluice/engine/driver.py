@@ -603,6 +603,7 @@ class Driver:
         for key, attempt in state.attempts.items():
             if attempt.state == LifeCycleState.WAITING_FOR_RETRY and key not in state.results:
                 self._finish_task(state, key, now, ResultState.CANCELED, reason)
+        control.stop_iterations(self, state, now)
         self._notify(state)
 
     def _heartbeat(self, now: int) -> None:

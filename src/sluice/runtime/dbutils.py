@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 jobs = JobsUtil()
 
 #: Lazily loaded parts of dbutils: attribute name -> "module:attribute" (the attribute is the object).
-PARTS: dict[str, str] = {}
+PARTS: dict[str, str] = {
+    "notebook": "sluice.runtime.notebook:notebook",
+    "widgets": "sluice.runtime.widgets:widgets",
+}
 
 
 def __getattr__(name: str) -> Any:

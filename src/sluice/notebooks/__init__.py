@@ -1,0 +1,43 @@
+"""Databricks notebooks: parsing source files and ``.ipynb`` documents into cells (see ``source``)."""
+
+from sluice.notebooks.source import (
+    COMMENT_PREFIX,
+    NOTEBOOK_EXTENSIONS,
+    Cell,
+    CellKind,
+    Notebook,
+    NotebookSourceError,
+    RunCommand,
+    cell_from_text,
+    cell_text,
+    check_run_cells,
+    from_ipynb,
+    is_databricks_source,
+    parse_run_magic,
+    parse_source,
+    read_notebook,
+    render_source,
+    resolve_notebook_path,
+    to_ipynb,
+)
+
+__all__ = [
+    "COMMENT_PREFIX",
+    "NOTEBOOK_EXTENSIONS",
+    "Cell",
+    "CellKind",
+    "Notebook",
+    "NotebookSourceError",
+    "RunCommand",
+    "cell_from_text",
+    "cell_text",
+    "check_run_cells",
+    "from_ipynb",
+    "is_databricks_source",
+    "parse_run_magic",
+    "parse_source",
+    "read_notebook",
+    "render_source",
+    "resolve_notebook_path",
+    "to_ipynb",
+]

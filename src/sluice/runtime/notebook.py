@@ -1,0 +1,112 @@
+"""``dbutils.notebook``: ``exit`` ends the notebook (or script) with a value; ``run`` is not supported yet.
+
+``exit(value)`` raises :class:`NotebookExit`, a ``SystemExit`` with exit status 0, so that:
+
+- a user's ``except Exception:`` does not swallow it and no later statement or cell runs. Databricks
+  implements exit with an ordinary exception that ``except Exception`` *does* catch (a known pitfall);
+  Sluice deliberately does not reproduce that, so "exit stops the notebook" always holds;
+- a task process ends with status 0 (``python file.py`` and Sluice's task runner both treat an uncaught
+  ``SystemExit(0)`` as success) and a notebook runner can catch ``NotebookExit`` by name.
+
+In a job, ``exit`` first writes ``<attempt_dir>/notebook_exit.json`` = ``{"result": value, "truncated":
+bool}`` atomically (Databricks keeps the first 5 MB of the value in ``notebook_output.result``), so the
+control plane has the value even if the process dies right after. Outside a job it only raises.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sluice.runtime.context import current_context, write_json_atomic
+
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on task paths
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sluice.errors import SluiceError
+
+    class NotebookRunNotSupported(SluiceError, NotImplementedError):
+        """``dbutils.notebook.run`` in a Sluice version that cannot start notebook runs yet."""
+
+
+NOTEBOOK_EXIT_FILE = "notebook_exit.json"
+#: Databricks keeps the first 5 MB of an exit value (``notebook_output.result``), here 5 MiB of UTF-8.
+MAX_RESULT_BYTES = 5 * 1024 * 1024
+
+
+class NotebookExit(SystemExit):
+    """Raised by :func:`exit`: the notebook stops and its task succeeds with :attr:`value`."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
+        self.code = 0  # an uncaught NotebookExit ends the process with status 0: the task succeeds
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def truncate_result(value: str) -> tuple[str, bool]:
+    """``value`` cut to :data:`MAX_RESULT_BYTES` of UTF-8 (never inside a character), and whether it was."""
+    if len(value) * 4 <= MAX_RESULT_BYTES:  # cannot exceed the limit: skip encoding (the usual case)
+        return value, False
+    data = value.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_RESULT_BYTES:
+        return value, False
+    return data[:MAX_RESULT_BYTES].decode("utf-8", "ignore"), True
+
+
+class NotebookUtil:
+    """``dbutils.notebook``."""
+
+    def exit(self, value: str) -> None:
+        """Stop the notebook now; in a job the task succeeds with ``value`` as its notebook output."""
+        text = value if isinstance(value, str) else str(value)  # Databricks records strings only
+        context = current_context()
+        if context is not None:
+            result, truncated = truncate_result(text)
+            os.makedirs(context.attempt_dir, exist_ok=True)
+            write_json_atomic(
+                os.path.join(context.attempt_dir, NOTEBOOK_EXIT_FILE),
+                {"result": result, "truncated": truncated},
+            )
+        raise NotebookExit(text)
+
+    def run(self, path: str, timeout_seconds: int = 0, arguments: Mapping[str, str] | None = None) -> str:
+        """Not supported yet: always raises :class:`NotebookRunNotSupported` (never a silent success)."""
+        raise _run_not_supported()(
+            f"dbutils.notebook.run('{path}', ...) is not supported yet in this version of Sluice: it needs "
+            f"notebook runs started by the control plane. Run '{path}' as its own task of the job (with "
+            f"depends_on and task values), or use %run to include it inline"
+        )
+
+
+_lazy: dict[str, type[Exception]] = {}
+
+
+def _run_not_supported() -> type[Exception]:
+    """:class:`NotebookRunNotSupported`, made on first use (``sluice.errors`` is costly to import)."""
+    found = _lazy.get("NotebookRunNotSupported")
+    if found is None:
+        from sluice.errors import SluiceError
+
+        found = type(
+            "NotebookRunNotSupported",
+            (SluiceError, NotImplementedError),
+            {
+                "__module__": __name__,
+                "__doc__": "``dbutils.notebook.run`` in a Sluice that cannot start notebook runs yet.",
+            },
+        )
+        _lazy["NotebookRunNotSupported"] = found
+    return found
+
+
+def __getattr__(name: str) -> type[Exception]:
+    if name == "NotebookRunNotSupported":
+        return _run_not_supported()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: ``dbutils.notebook`` of this process.
+notebook = NotebookUtil()
