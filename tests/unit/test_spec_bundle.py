@@ -332,7 +332,7 @@ def test_variable_cycle(tmp_path: Path) -> None:
     [
         ("${foo.bar}", "unknown reference; Sluice resolves ${var.<name>}"),
         ("${var.nope}", "the bundle defines no variable 'nope'"),
-        ("${resources.jobs.other.id}", "resource ids are assigned when a bundle is deployed"),
+        ("${resources.jobs.other.id}", "Sluice resolves ${resources.jobs.<key>.id} of this bundle's jobs"),
         ("${workspace.host}", "unknown reference"),
     ],
 )

@@ -163,7 +163,7 @@ def _known_language(language: str) -> str:
 def _split_chunks(body: str, separator: str) -> list[str]:
     chunks: list[list[str]] = [[]]
     for line in body.split("\n"):
-        if line == separator:
+        if line.rstrip() == separator:
             chunks.append([])
         else:
             chunks[-1].append(line)

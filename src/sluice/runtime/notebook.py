@@ -2,9 +2,10 @@
 
 ``exit(value)`` raises :class:`NotebookExit`, a ``SystemExit`` with exit status 0, so that:
 
-- a user's ``except Exception:`` does not swallow it and no later statement or cell runs. Databricks
-  implements exit with an ordinary exception that ``except Exception`` *does* catch (a known pitfall);
-  Sluice deliberately does not reproduce that, so "exit stops the notebook" always holds;
+- a user's ``except Exception:`` does not swallow it and no later statement or cell runs. On Databricks
+  exit reportedly raises an ordinary exception that ``except Exception`` *does* catch (a pitfall users
+  document; no official statement found); Sluice deliberately does not reproduce that, so "exit stops the
+  notebook" always holds;
 - a task process ends with status 0 (``python file.py`` and Sluice's task runner both treat an uncaught
   ``SystemExit(0)`` as success) and a notebook runner can catch ``NotebookExit`` by name.
 
