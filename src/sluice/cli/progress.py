@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from sluice.states import LifeCycleState, ResultState
 
 if TYPE_CHECKING:
-    from rich.live import Live
     from rich.table import Table
+    from rich.text import Text
 
     from sluice.engine.runstate import RunState
 
@@ -62,32 +63,39 @@ def task_table(state: RunState, now: int) -> Table:
 
 
 class LiveProgress:
-    """A rich Live table refreshed at most every 100 ms while the driver works."""
+    """A rich Live table of the run's tasks, redrawn ten times a second while the driver works.
+
+    The table is rebuilt on every redraw (running durations tick); it gives way to the run's summary at
+    the end (``transient``).
+    """
 
     def __init__(self) -> None:
         from rich.console import Console
         from rich.live import Live
+        from rich.text import Text
 
         self.console = Console(stderr=True)
-        self._live: Live | None = Live(console=self.console, refresh_per_second=10, transient=False)
         self._state: RunState | None = None
+        self._last: Table | Text = Text("starting ...")
+        self._live = Live(
+            console=self.console, refresh_per_second=10, transient=True, get_renderable=self._render
+        )
+
+    def _render(self) -> Table | Text:
+        """Called from rich's refresh thread: the driver may be changing the state meanwhile."""
+        from sluice.engine.clock import now_ms
+
+        if self._state is not None:
+            with contextlib.suppress(RuntimeError):  # a dict changed size mid-read: keep the last frame
+                self._last = task_table(self._state, now_ms())
+        return self._last
 
     def __enter__(self) -> LiveProgress:
-        if self._live is not None:
-            self._live.__enter__()
+        self._live.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._live is not None and self._state is not None:
-            from sluice.engine.clock import now_ms
-
-            self._live.update(task_table(self._state, now_ms()))
-        if self._live is not None:
-            self._live.__exit__(*exc)
+        self._live.__exit__(*exc)
 
     def __call__(self, state: RunState) -> None:
-        from sluice.engine.clock import now_ms
-
         self._state = state
-        if self._live is not None:
-            self._live.update(task_table(state, now_ms()))
