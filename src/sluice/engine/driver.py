@@ -407,10 +407,17 @@ class Driver:
             return
         state, attempt = entry
         attempt_dir = state.attempt_dir(attempt.task_run_id)
-        values = _read_task_values(attempt_dir)
-        if values is not None:
+        values = _read_json(attempt_dir / "task_values.json")
+        if values is not None and attempt.parent is None:
             self.store.put_task_values(state.run_id, attempt.task_key, values)
             state.values[attempt.task_key] = values
+        exit_value = _read_json(attempt_dir / "notebook_exit.json")  # dbutils.notebook.exit(value)
+        if exit_value is not None:
+            output = {
+                "result": str(exit_value.get("result", "")),
+                "truncated": bool(exit_value.get("truncated")),
+            }
+            self.store.update_task_run(attempt.task_run_id, output={"notebook_output": output})
         self._attempt_done(state, attempt, now, self._exit_outcome(attempt, ex, attempt_dir))
 
     def _exit_outcome(self, attempt: Attempt, ex: Exited, attempt_dir: Path) -> Outcome:
@@ -655,12 +662,12 @@ class Driver:
             self.listener(state)
 
 
-def _read_task_values(attempt_dir: Path) -> dict[str, Any] | None:
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object a task process left in its attempt directory, or None."""
     try:
-        text = (attempt_dir / "task_values.json").read_text()
-    except FileNotFoundError:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
         return None
-    data = json.loads(text)
     return data if isinstance(data, dict) else None
 
 
