@@ -42,9 +42,9 @@ def _walk(command: Any, path: list[str]) -> Iterator[str]:
 
 
 def render() -> str:
-    from sluice.cli.main import app
+    from sluice.cli.main import full_app
 
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(full_app())
     parts = [
         "# CLI reference\n",
         "Generated from the commands by `python -m sluice.cli.docs > docs/cli.md`; a test keeps it current."

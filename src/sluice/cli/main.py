@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sluice.cli import jobs_cmd, runs_cmd
 from sluice.cli.common import (
     EXIT_INVALID,
     Output,
@@ -43,8 +42,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(jobs_cmd.app, name="jobs")
-app.add_typer(runs_cmd.app, name="runs")
 
 PathArg = Annotated[
     Path,
@@ -305,8 +302,25 @@ def deploy(
         typer.echo(f"{key}: job {d.job.job_id} {verb}")
 
 
+def full_app() -> typer.Typer:
+    """Every command: the top-level ones with the ``jobs`` and ``runs`` groups."""
+    from sluice.cli import jobs_cmd, runs_cmd
+
+    if not app.registered_groups:
+        app.add_typer(jobs_cmd.app, name="jobs")
+        app.add_typer(runs_cmd.app, name="runs")
+    return app
+
+
 def main() -> None:
-    app()
+    # `sluice run` is the hot path: an app of that one command starts ~35 ms sooner than the full one,
+    # whose 16 commands typer would build (and whose modules import) first. Same function, same options.
+    if sys.argv[1:2] == ["run"] and "--help" not in sys.argv[2:]:
+        run_only = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        run_only.command()(run)
+        run_only(args=sys.argv[2:], prog_name="sluice run")
+        return
+    full_app()()
 
 
 if __name__ == "__main__":
