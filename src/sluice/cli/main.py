@@ -304,11 +304,12 @@ def deploy(
 
 def full_app() -> typer.Typer:
     """Every command: the top-level ones with the ``jobs`` and ``runs`` groups."""
-    from sluice.cli import jobs_cmd, runs_cmd
+    from sluice.cli import example_cmd, jobs_cmd, runs_cmd
 
     if not app.registered_groups:
         app.add_typer(jobs_cmd.app, name="jobs")
         app.add_typer(runs_cmd.app, name="runs")
+        app.add_typer(example_cmd.app, name="example-data")
     return app
 
 

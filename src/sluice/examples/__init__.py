@@ -1,0 +1,1 @@
+"""Generators of example data sets for demos, tests and benchmarks (see docs/guide/example-data.md)."""
