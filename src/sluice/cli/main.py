@@ -5,6 +5,7 @@ Heavy modules are imported inside commands, so ``sluice --help`` and every comma
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -319,8 +320,16 @@ def main() -> None:
     if sys.argv[1:2] == ["run"] and "--help" not in sys.argv[2:]:
         run_only = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         run_only.command()(run)
-        run_only(args=sys.argv[2:], prog_name="sluice run")
-        return
+        try:
+            run_only(args=sys.argv[2:], prog_name="sluice run")
+            code = 0
+        except SystemExit as exc:  # typer's standalone mode always ends this way
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        # Everything is written and closed by now (store, executor, output): skip the interpreter's
+        # ~20 ms of module teardown, which would only delay the exit the caller is waiting for.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     full_app()()
 
 
