@@ -591,10 +591,6 @@ class Driver:
         for run_id in self.store.cancel_requested(active):
             self._stop_run(self.runs[run_id], ResultState.CANCELED, now)
 
-    def cancel(self, run_id: int) -> None:
-        """Cancel a run this driver drives (from this thread)."""
-        self._stop_run(self.runs[run_id], ResultState.CANCELED, self.clock())
-
     def _stop_run(self, state: RunState, why: ResultState, now: int) -> None:
         """Cancel or time out a run: kill its processes; failure handlers still run after a cancel."""
         if state.stopping is not None:
