@@ -73,7 +73,7 @@ def test_validate_command_reports_and_writes_nothing(ws: Workspace) -> None:
     good = ws.job([py_task("a", "ok.py")], file="good.yml")
     done = ws.cli("validate", str(good))
     assert done.returncode == 0, done.stderr
-    assert "good: OK (1 tasks)" in done.stdout
+    assert "good: OK (1 task)" in done.stdout
     bad = ws.job([py_task("a", "ok.py", deps=["zzz"])], file="bad.yml")
     done = ws.cli("validate", str(bad))
     assert done.returncode == 2

@@ -205,6 +205,53 @@ def test_set_value_is_the_interactive_hook(outside_job: Widgets) -> None:
         w.set_value("b", "x")
 
 
+def test_front_end_hooks_see_creations_and_removals(outside_job: Widgets) -> None:
+    events: list[str] = []
+    w = outside_job
+    w.on_created = lambda widget: events.append(f"+{widget.name}:{widget.kind}")
+    w.on_removed = lambda name: events.append(f"-{name}")
+    w.text("a", "1")
+    w.dropdown("b", "x", ["x", "y"])
+    w.remove("a")
+    w.multiselect("c", "p", ["p", "q"])
+    w.removeAll()
+    assert events == ["+a:text", "+b:dropdown", "-a", "+c:multiselect", "-b", "-c"]
+
+
+def test_set_value_keeps_dropdowns_and_multiselects_within_their_choices(outside_job: Widgets) -> None:
+    w = outside_job
+    w.dropdown("layer", "bronze", ["bronze", "gold"])
+    w.multiselect("cols", "id", ["id", "name", "zip"])
+    w.combobox("country", "BR", ["BR", "CA"])
+    w.set_value("layer", "gold")
+    w.set_value("cols", "id,zip")
+    w.set_value("country", "Chile")  # a combobox takes any text
+    assert (w.get("layer"), w.get("cols"), w.get("country")) == ("gold", "id,zip", "Chile")
+    with pytest.raises(
+        ValueError, match=r"dropdown widget 'layer' has no choice 'silver' \(its choices: 'bronze', 'gold'\)"
+    ):
+        w.set_value("layer", "silver")
+    with pytest.raises(ValueError, match=r"multiselect widget 'cols' has no choice 'nope'"):
+        w.set_value("cols", "id,nope")
+    assert w.get("layer") == "gold"
+
+
+def test_help_lists_the_methods(outside_job: Widgets, capsys: pytest.CaptureFixture[str]) -> None:
+    outside_job.help()
+    out = capsys.readouterr().out
+    for method in (
+        "combobox(",
+        "dropdown(",
+        "get(",
+        "getAll(",
+        "getArgument(",
+        "multiselect(",
+        "remove(",
+        "text(",
+    ):
+        assert method in out
+
+
 # -- in a job: the job-passed values win ---------------------------------------------------------------
 
 
@@ -277,7 +324,7 @@ def test_explicit_parameters_skip_the_context(tmp_path: Path, monkeypatch: pytes
 def test_dbutils_has_widgets_and_notebook() -> None:
     assert isinstance(dbutils.widgets, Widgets)
     assert type(dbutils.notebook).__name__ == "NotebookUtil"
-    with pytest.raises(AttributeError, match=r"available: jobs, notebook, widgets"):
+    with pytest.raises(AttributeError, match=r"available: jobs, fs, notebook, secrets, widgets"):
         _ = dbutils.nope
 
 

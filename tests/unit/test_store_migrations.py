@@ -119,6 +119,8 @@ def test_unsupported_url_names_the_supported_ones(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_postgresql_urls_with_driver_name_are_accepted(tmp_path: Path) -> None:
-    url = require_postgres()
-    with Store.open(url.replace("postgresql://", "postgresql+psycopg://", 1), tmp_path) as store:
+    with (
+        postgres_schema(require_postgres()) as url,
+        Store.open(url.replace("postgresql://", "postgresql+psycopg://", 1), tmp_path) as store,
+    ):
         assert store.backend == "postgresql"

@@ -267,7 +267,8 @@ def validate(path: PathArg, job: JobOpt = None, target: TargetOpt = None, var: V
     with errors_to_exit_codes():
         jobs = load_and_validate(path, target=target, variables=parse_pairs(var or [], "--var"), job_key=job)
     for loaded in jobs:
-        typer.echo(f"{loaded.key}: OK ({len(loaded.settings.tasks)} tasks)")
+        count = len(loaded.settings.tasks)
+        typer.echo(f"{loaded.key}: OK ({count} task{'' if count == 1 else 's'})")
 
 
 @app.command()
@@ -305,12 +306,13 @@ def deploy(
 
 def full_app() -> typer.Typer:
     """Every command: the top-level ones with the ``jobs`` and ``runs`` groups."""
-    from sluice.cli import example_cmd, jobs_cmd, runs_cmd
+    from sluice.cli import example_cmd, jobs_cmd, runs_cmd, secrets_cmd
 
     if not app.registered_groups:
         app.add_typer(jobs_cmd.app, name="jobs")
         app.add_typer(runs_cmd.app, name="runs")
         app.add_typer(example_cmd.app, name="example-data")
+        app.add_typer(secrets_cmd.app, name="secrets")
     return app
 
 

@@ -19,7 +19,9 @@ jobs = JobsUtil()
 
 #: Lazily loaded parts of dbutils: attribute name -> "module:attribute" (the attribute is the object).
 PARTS: dict[str, str] = {
+    "fs": "sluice.runtime.fs:fs",
     "notebook": "sluice.runtime.notebook:notebook",
+    "secrets": "sluice.runtime.secrets:secrets",
     "widgets": "sluice.runtime.widgets:widgets",
 }
 

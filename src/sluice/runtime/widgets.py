@@ -23,13 +23,26 @@ from sluice.runtime.context import current_context
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on task paths
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 TEXT = "text"
 DROPDOWN = "dropdown"
 COMBOBOX = "combobox"
 MULTISELECT = "multiselect"
+
+
+_HELP = """dbutils.widgets: input widgets; in a job, the job's and task's parameters are their values.
+
+combobox(name, defaultValue, choices, label=None) -> a text input with suggested choices
+dropdown(name, defaultValue, choices, label=None) -> one of choices (defaultValue must be one)
+get(name): str -> the widget's current value (or the job parameter of that name)
+getAll(): dict -> every current value
+getArgument(name, defaultValue=None) -> deprecated: get, with a default instead of an error
+multiselect(name, defaultValue, choices, label=None) -> some of choices, comma-joined
+remove(name), removeAll() -> remove widgets
+text(name, defaultValue, label=None) -> a free-text input
+"""
 
 
 class WidgetError(Exception):
@@ -96,6 +109,10 @@ class Widgets:
         self._widgets: dict[str, Widget] = {}
         self._values: dict[str, str] = {}
         self._warned_get_argument = False
+        #: Front-end hooks (``%load_ext sluice`` sets them to show ipywidgets): called with the new
+        #: :class:`Widget` after each creation, and with the name after each removal.
+        self.on_created: Callable[[Widget], None] | None = None
+        self.on_removed: Callable[[str], None] | None = None
 
     # -- creation -------------------------------------------------------------------------------------
 
@@ -160,13 +177,21 @@ class Widgets:
         """Remove widget ``name``; a job-passed value stays readable (job parameters are immutable)."""
         if name not in self._widgets and name not in self.passed:
             raise InputWidgetNotDefined(name)
-        self._widgets.pop(name, None)
+        if self._widgets.pop(name, None) is not None:
+            self._removed(name)
         self._values.pop(name, None)
 
     def removeAll(self) -> None:
         """Remove every widget (job-passed values stay readable)."""
+        names = list(self._widgets)
         self._widgets.clear()
         self._values.clear()
+        for name in names:
+            self._removed(name)
+
+    def help(self, method: str | None = None) -> None:
+        """Print what ``dbutils.widgets`` offers."""
+        print(_HELP)
 
     # -- hooks for front ends and the runtime ---------------------------------------------------------
 
@@ -183,13 +208,31 @@ class Widgets:
         return self._widgets.get(name)
 
     def set_value(self, name: str, value: str) -> None:
-        """Set a defined widget's value, as a user editing it interactively would (not a job value)."""
-        if name not in self._widgets:
+        """Set a defined widget's value, as a user editing it interactively would (not a job value).
+
+        A dropdown or multiselect takes only its choices (a UI offers nothing else): ValueError otherwise.
+        """
+        widget = self._widgets.get(name)
+        if widget is None:
             raise InputWidgetNotDefined(name)
-        self._values[name] = _text(name, "value", value)
+        text = _text(name, "value", value)
+        outside = widget.outside_choices(text)
+        if outside:
+            raise ValueError(
+                f"{widget.kind} widget '{name}' has no choice {_listing(outside)} "
+                f"(its choices: {_listing(widget.choices)})"
+            )
+        self._values[name] = text
 
     def _created(self, widget: Widget) -> None:
-        """Called after a widget is created or re-created; front ends override it to show the widget."""
+        """Called after a widget is created or re-created: calls :attr:`on_created` (a front end's hook)."""
+        if self.on_created is not None:
+            self.on_created(widget)
+
+    def _removed(self, name: str) -> None:
+        """Called after a widget is removed: calls :attr:`on_removed`."""
+        if self.on_removed is not None:
+            self.on_removed(name)
 
     # -- internals ------------------------------------------------------------------------------------
 

@@ -170,3 +170,28 @@ repairs = Table(
     PrimaryKeyConstraint("repair_id"),
     Index(None, "run_id"),
 )
+
+# --- secrets (migration 0002) ---
+
+#: Secret scopes (``dbutils.secrets``, ``sluice secrets``). Names follow Databricks' rule (letters, digits,
+#: ``-``, ``_``, ``.``; at most 128 characters).
+secret_scopes = Table(
+    "secret_scopes",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name"),
+)
+
+#: Secret values, encrypted (AES-256-GCM; docs/adr/0006-secrets-at-rest.md): ``value`` is base64 of nonce +
+#: ciphertext, ``key_id`` the fingerprint of the key that encrypted it (the key itself is never stored here).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("scope", Text, ForeignKey("secret_scopes.name", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    PrimaryKeyConstraint("scope", "key"),
+)

@@ -14,7 +14,7 @@ POSTGRES_URL_ENV = "SLUICE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 #: Every table the store writes, for ``reset_postgres``.
-_TABLES = "jobs, runs, task_runs, task_values, repairs, idempotency_tokens"
+_TABLES = "jobs, runs, task_runs, task_values, repairs, idempotency_tokens, secrets, secret_scopes"
 
 
 def postgres_server_url() -> str:
