@@ -380,3 +380,20 @@ def test_resolve_only_replaces_known_references(parts: list[str]) -> None:
     out = resolve(text, ctx())
     expected = text.replace("{{job.id}}", "11").replace("{{task.name}}", "report")
     assert out == expected
+
+
+def test_table_update_trigger_info_resolves_its_references() -> None:
+    from sluice.engine.runstate import table_updates
+
+    info = {
+        "table_update": {
+            "updated_tables": ["main.sales.orders"],
+            "tables": {"main.sales.orders": {"version": 7, "commit_timestamp": 1_700_000_000_000}},
+        }
+    }
+    updates = table_updates(info)
+    assert updates == {"main.sales.orders": (7, 1_700_000_000_000)}
+    assert table_updates({}) == {}
+    context = ctx(trigger_type="TABLE", table_updates=updates)
+    assert resolve("{{job.trigger.table_update.updated_tables}}", context) == '["main.sales.orders"]'
+    assert resolve("{{job.trigger.table_update.`main.sales.orders`.version}}", context) == "7"

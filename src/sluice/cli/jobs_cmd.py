@@ -211,3 +211,119 @@ def run_now(
         print_json({"run_id": run.run_id, "number_in_job": run.run_id})
         return
     raise typer.Exit(wait_and_report(run.run_id, output))
+
+
+# --- scheduling: pause, resume, next-runs (the scheduler's commands) ---------------------------------
+
+_TRIGGER_HOLDERS = ("schedule", "trigger", "continuous")
+
+
+def _set_pause(job_id: int, status: str) -> None:
+    import copy
+
+    from sluice.engine.clock import now_ms
+    from sluice.errors import InvalidRequestError
+
+    with errors_to_exit_codes():
+        store = open_store(load_settings())
+        try:
+            job = store.get_job(job_id)
+            settings = copy.deepcopy(job.settings)
+            holders = [h for h in _TRIGGER_HOLDERS if isinstance(settings.get(h), dict)]
+            if not holders:
+                raise InvalidRequestError(
+                    f"Job {job_id} has no schedule, trigger or continuous setting to pause or resume: "
+                    "add one with `sluice jobs reset`."
+                )
+            for holder in holders:
+                settings[holder]["pause_status"] = status
+            store.update_job(job_id, settings, now=now_ms())
+        finally:
+            store.close()
+    print_json({"job_id": job_id, "pause_status": status, "settings": holders})
+
+
+@app.command("pause")
+def pause_job(job_id: JobIdArg) -> None:
+    """Pause a job's schedule, trigger or continuous run: runs in progress go on, no new ones start."""
+    _set_pause(job_id, "PAUSED")
+
+
+@app.command("resume")
+def resume_job(job_id: JobIdArg) -> None:
+    """Unpause a job's schedule, trigger or continuous run; missed times are not replayed."""
+    _set_pause(job_id, "UNPAUSED")
+
+
+def _next_times(store: Any, job: Any, n: int, now: int) -> tuple[str, list[int]]:
+    """The zone id and the next ``n`` fire times (epoch ms) of a job's schedule or periodic trigger."""
+    from sluice.errors import InvalidRequestError
+    from sluice.scheduler import slots
+    from sluice.scheduler.loop import watched
+    from sluice.store import scheduler as rows
+
+    settings = job.settings
+    if isinstance(settings.get("schedule"), dict):
+        schedule = settings["schedule"]
+        spec = slots.CronSpec.of(str(schedule["quartz_cron_expression"]), str(schedule["timezone_id"]))
+        return str(schedule["timezone_id"]), slots.next_fire_times(spec, 0, now, n)
+    periodic = (settings.get("trigger") or {}).get("periodic")
+    if isinstance(periodic, dict):
+        period = slots.PeriodicSpec.of(int(periodic["interval"]), str(periodic["unit"]))
+        row = rows.get_trigger(store, job.job_id, "periodic")
+        current = watched(job)
+        same = row is not None and current is not None and row.config == current.config
+        anchor = int(row.state["anchor"]) if row is not None and same and "anchor" in row.state else now
+        return "UTC", slots.next_fire_times(period, anchor, max(now, anchor), n)
+    kinds = [k for k in ("trigger", "continuous") if settings.get(k)]
+    what = f"a {kinds[0]} setting that starts runs on events" if kinds else "no schedule"
+    raise InvalidRequestError(
+        f"Job {job.job_id} has {what}: only schedules and periodic triggers have fire times."
+    )
+
+
+@app.command("next-runs")
+def next_runs(
+    job_id: JobIdArg,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, max=1000, help="How many times.")] = 5,
+    output: OutputOpt = Output.table,
+) -> None:
+    """The next fire times of a job's schedule (in its time zone, with the UTC instant and offset)."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from sluice.engine.clock import now_ms
+
+    with errors_to_exit_codes():
+        store = open_store(load_settings())
+        try:
+            job = store.get_job(job_id)
+            zone_id, times = _next_times(store, job, count, now_ms())
+        finally:
+            store.close()
+        holder = job.settings.get("schedule") or job.settings.get("trigger") or {}
+        paused = holder.get("pause_status") == "PAUSED"
+    zone = ZoneInfo(zone_id)
+    rows_out = []
+    for epoch in times:
+        local = datetime.fromtimestamp(epoch / 1000, zone)
+        offset = local.strftime("%z")
+        rows_out.append(
+            {
+                "time": local.strftime("%Y-%m-%d %H:%M:%S"),
+                "timezone_id": zone_id,
+                "utc_offset": f"{offset[:3]}:{offset[3:]}",
+                "zone": local.tzname() or "",
+                "utc": datetime.fromtimestamp(epoch / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "epoch_ms": epoch,
+            }
+        )
+    if output is Output.json:
+        print_json({"job_id": job_id, "paused": paused, "next_runs": rows_out})
+        return
+    if paused:
+        typer.echo(f"Job {job_id} is PAUSED: these times fire only after `sluice jobs resume {job_id}`.")
+    print_table(
+        ["time", "zone", "utc_offset", "utc"],
+        [(r["time"], r["zone"], r["utc_offset"], r["utc"]) for r in rows_out],
+    )

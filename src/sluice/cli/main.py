@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sluice.engine.driver import Driver
     from sluice.spec.cache import CompiledJob
     from sluice.store import Store
-    from sluice.store.records import TaskRunRecord
+    from sluice.store.records import JobRecord, TaskRunRecord
 
 app = typer.Typer(
     name="sluice",
@@ -177,9 +177,30 @@ def _run_loaded(store: Store, request: RunRequest, executor: object, home: Path,
                 err=True,
             )
         runner.submit(run_record)
-        with interruptible(runner.driver), listener or nullcontext():
+        with interruptible(runner.driver), listener or nullcontext(), _notifier(store, deployed.job):
             runner.driver.run_until_done()
     return _report(store, run_record.run_id, output)
+
+
+def _notifier(store: Store, job: JobRecord) -> AbstractContextManager[Any]:
+    """Notifications sent while the run goes on, when the job or a job it runs asks for any."""
+    from sluice.engine.local import wants_notifications
+
+    pending = [job.settings]
+    seen: set[int] = {job.job_id}
+    while pending:
+        settings = pending.pop()
+        if wants_notifications(settings):
+            from sluice.notify import NotifySettings, notifying
+
+            return notifying(store, NotifySettings.from_env())
+        for task in settings.get("tasks") or ():
+            for holder in (task, (task.get("for_each_task") or {}).get("task") or {}):
+                target = (holder.get("run_job_task") or {}).get("job_id")
+                if isinstance(target, int) and target not in seen:
+                    seen.add(target)
+                    pending.append(store.get_job(target).settings)
+    return nullcontext()
 
 
 @contextmanager
@@ -306,13 +327,24 @@ def deploy(
 
 def full_app() -> typer.Typer:
     """Every command: the top-level ones with the ``jobs`` and ``runs`` groups."""
-    from sluice.cli import example_cmd, jobs_cmd, runs_cmd, secrets_cmd
+    from sluice.cli import (
+        destinations_cmd,
+        example_cmd,
+        jobs_cmd,
+        runs_cmd,
+        secrets_cmd,
+        serve_cmd,
+        tokens_cmd,
+    )
 
     if not app.registered_groups:
         app.add_typer(jobs_cmd.app, name="jobs")
         app.add_typer(runs_cmd.app, name="runs")
         app.add_typer(example_cmd.app, name="example-data")
         app.add_typer(secrets_cmd.app, name="secrets")
+        app.add_typer(destinations_cmd.app, name="destinations")
+        app.add_typer(serve_cmd.app)  # the top-level `serve` command
+        app.add_typer(tokens_cmd.app, name="tokens")
     return app
 
 

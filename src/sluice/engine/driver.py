@@ -181,6 +181,23 @@ class Driver:
         """Every run this driver drives or will start, in id order."""
         return sorted({*self.runs, *self._queued})
 
+    @property
+    def has_work(self) -> bool:
+        """Whether a run is active, queued here, or a task process still runs."""
+        return self._has_work()
+
+    def wait_time(self) -> float:
+        """Seconds a caller may wait (for task exits) before the next ``step`` is due."""
+        return self._wait_time()
+
+    def forget_finished(self) -> list[int]:
+        """Drop ended runs from memory (a long-lived driver calls this now and then); their ids."""
+        busy = {owner.run_id for owner, _ in self._running.values()}
+        done = [rid for rid, s in self.runs.items() if s.finished and rid not in busy]
+        for run_id in done:
+            del self.runs[run_id]
+        return done
+
     def interrupt(self) -> None:
         """Cancel everything this driver drives (Ctrl-C, SIGTERM); safe to call from a signal handler."""
         self._interrupted = True

@@ -39,9 +39,35 @@ def deploy_key(loaded: CompiledJob) -> str:
     return f"file:{loaded.source_file.resolve()}#{loaded.key}"
 
 
+def _holders(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job and each of its tasks (for-each nested tasks included): where notification settings live."""
+    found = [settings]
+    for task in settings.get("tasks") or ():
+        found.append(task)
+        nested = (task.get("for_each_task") or {}).get("task")
+        if nested:
+            found.append(nested)
+    return found
+
+
+def wants_notifications(settings: dict[str, Any]) -> bool:
+    """Whether a job names any email or webhook notification or a run-duration health rule."""
+    return any(
+        h.get("email_notifications") or h.get("webhook_notifications") or h.get("health")
+        for h in _holders(settings)
+    )
+
+
 def deploy(store: Store, loaded: CompiledJob, *, now: int) -> Deployed:
-    """Create the job, or update it in place when it was deployed before (never a duplicate)."""
+    """Create the job, or update it in place when it was deployed before (never a duplicate).
+
+    Webhook notifications must name existing notification destinations (checked before anything is written).
+    """
     settings = loaded.settings
+    if any(h.get("webhook_notifications") for h in _holders(settings)):
+        from sluice.notify.destinations import validate_destinations
+
+        validate_destinations(store, settings, file=str(loaded.source_file), job=loaded.key)
     key = deploy_key(loaded)
     source = str(loaded.source_file.resolve())
     existing = store.find_job_by_bundle_key(key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,6 +244,7 @@ class RunState:
             trigger_type=rec.trigger,
             trigger_time_ms=rec.trigger_info.get("scheduled_time"),
             file_arrival_location=rec.trigger_info.get("file_arrival_location"),
+            table_updates=table_updates(rec.trigger_info),
             job_parameters=self.job_parameters,
             task_key=key,
             task_run_id=attempt.task_run_id,
@@ -447,10 +448,21 @@ def _resolve_job_parameters(store: Store, run: RunRecord, plan: JobPlan, now: in
         trigger_type=run.trigger,
         trigger_time_ms=run.trigger_info.get("scheduled_time"),
         file_arrival_location=run.trigger_info.get("file_arrival_location"),
+        table_updates=table_updates(run.trigger_info),
     )
     resolved = [{**p, "value": refs.resolve(str(p.get("value", "")), context)} for p in run.job_parameters]
     store.update_run(run.run_id, job_parameters=resolved)
     return replace(run, job_parameters=resolved)
+
+
+def table_updates(trigger_info: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """``{table: (version, commit ms)}`` of a table-update run, for ``{{job.trigger.table_update...}}``."""
+    tables = (trigger_info.get("table_update") or {}).get("tables") or {}
+    return {
+        name: (int(t["version"]), int(t.get("commit_timestamp") or 0))
+        for name, t in tables.items()
+        if t.get("version") is not None
+    }
 
 
 def base_dir_of(store: Store, run: RunRecord) -> Path:

@@ -195,3 +195,136 @@ secrets = Table(
     Column("last_updated_timestamp", BigInteger, nullable=False),
     PrimaryKeyConstraint("scope", "key"),
 )
+
+# --- api_tokens (migration 0003) ---
+
+#: Bearer tokens of ``sluice serve`` (``dapi...``). Only the SHA-256 of a token's value is kept: the value
+#: is shown once, at creation. ``expiry_time`` is -1 for a token that never expires; a revoked token keeps
+#: its row (``revoked_time`` > 0) so ``tokens list`` can show it.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", Text, nullable=False),
+    Column("token_hash", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("expiry_time", BigInteger, nullable=False),
+    Column("revoked_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("token_id"),
+    UniqueConstraint("token_hash"),
+)
+
+# --- scheduler (migration 0004) ---
+
+#: One row per (job, trigger kind) the scheduler watches: ``kind`` is ``schedule``, ``periodic``,
+#: ``file_arrival``, ``table_update`` or ``continuous``; ``config`` the fingerprint of the settings that
+#: reset it (expression, zone, url, tables, pause status: a change starts the trigger afresh from now);
+#: ``state`` its JSON cursor (last slot, debounce timers ...). ``version`` is bumped by every write:
+#: schedulers change a row only if it still has the version they read (compare-and-set), in the same
+#: transaction as the run they create, so two schedulers never act twice on one observation.
+scheduler_triggers = Table(
+    "scheduler_triggers",
+    metadata,
+    Column("job_id", BigInteger, nullable=False, autoincrement=False),
+    Column("kind", Text, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("job_id", "kind"),
+)
+
+#: Fired slots: the primary key (job, slot time) makes "one run per slot" a database fact. Inserted in the
+#: transaction that creates the run, so neither a restart nor a second scheduler fires a slot twice.
+#: ``slot_time`` is the scheduled instant (cron and periodic) or the decision time (event triggers).
+scheduler_slots = Table(
+    "scheduler_slots",
+    metadata,
+    Column("job_id", BigInteger, nullable=False, autoincrement=False),
+    Column("slot_time", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("run_id", BigInteger, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("job_id", "slot_time"),
+)
+
+#: Files a file-arrival trigger has seen (path relative to its url): only files not in here are new.
+scheduler_files = Table(
+    "scheduler_files",
+    metadata,
+    Column("job_id", BigInteger, nullable=False, autoincrement=False),
+    Column("path", Text, nullable=False),
+    PrimaryKeyConstraint("job_id", "path"),
+)
+
+# --- notifications (migration 0005) ---
+
+#: Webhook targets that job settings name by id (``webhook_notifications.on_failure: [{id: ...}]``), like
+#: Databricks notification destinations. ``url`` is a secret (Slack's incoming-webhook URLs are).
+notification_destinations = Table(
+    "notification_destinations",
+    metadata,
+    Column("destination_id", Text, nullable=False),
+    Column("display_name", Text, nullable=False),
+    #: ``slack`` or ``webhook``.
+    Column("type", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("destination_id"),
+)
+
+#: The outbox: one row per (job run or task run, event, destination), committed before it is sent. The key
+#: spells those parts, so deriving the same event twice records it once. ``facts`` is the event as JSON
+#: (job, run, task, result, message, times), rendered when sent: a deleted run's message still goes out.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("notification_key", Text, nullable=False),
+    Column("job_run_id", BigInteger, nullable=False),
+    Column("task_run_id", BigInteger, nullable=True),
+    Column("event", Text, nullable=False),
+    #: ``email`` (destination = the address) or ``webhook`` (destination = a destination id).
+    Column("channel", Text, nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("facts", Text, nullable=False),
+    #: PENDING (to send at ``next_attempt_time``; a claimed row's lease), SENT or FAILED (gave up).
+    Column("state", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_time", BigInteger, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("sent_time", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    PrimaryKeyConstraint("notification_key"),
+    Index(None, "state", "next_attempt_time"),
+    Index(None, "job_run_id"),
+)
+
+#: Every delivery attempt's outcome (a killed sender's attempt has none: see ADR 0009).
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column(
+        "notification_key",
+        Text,
+        ForeignKey("notifications.notification_key", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempt_number", Integer, nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("notification_key", "attempt_number"),
+)
+
+#: Watermarks of the notifier's scans (``runs_end``: runs that ended at or after it were scanned).
+notification_cursors = Table(
+    "notification_cursors",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name"),
+)
+
+#: Added by migration 0005 to an existing table: the notifier finds runs that ended since its watermark.
+Index("ix_runs_end_time", runs.c.end_time)

@@ -14,7 +14,11 @@ POSTGRES_URL_ENV = "SLUICE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 #: Every table the store writes, for ``reset_postgres``.
-_TABLES = "jobs, runs, task_runs, task_values, repairs, idempotency_tokens, secrets, secret_scopes"
+_TABLES = (
+    "jobs, runs, task_runs, task_values, repairs, idempotency_tokens, secrets, secret_scopes, api_tokens, "
+    "scheduler_triggers, scheduler_slots, scheduler_files, "
+    "notifications, notification_attempts, notification_destinations, notification_cursors"
+)
 
 
 def postgres_server_url() -> str:

@@ -1,0 +1,73 @@
+"""The REST API of ``sluice serve``: Databricks Jobs API 2.2 (and 2.1) over the store.
+
+``create_app`` is also the in-process test harness: give it a Store and drive it with FastAPI's
+TestClient. Handlers only read and write the store; runs they create are driven by the orchestrator
+(``sluice.server``), which ``on_run_created`` wakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from sluice import __version__
+from sluice.api import errors, jobs, runs, tokens
+from sluice.api.deps import SharedStore, StoreDep, Stores, authenticate
+from sluice.store import Store
+
+
+def create_app(
+    store: Store | None = None,
+    *,
+    stores: Stores | None = None,
+    on_run_created: Callable[[], None] | None = None,
+    auth: bool = True,
+) -> FastAPI:
+    """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
+
+    ``auth=False`` serves without tokens (tests of shapes only); ``sluice serve`` always authenticates.
+    """
+    if (store is None) == (stores is None):
+        raise ValueError("create_app needs exactly one of store= or stores=")
+    provider: Stores = stores if stores is not None else SharedStore(store)  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            provider.close()
+
+    app = FastAPI(
+        title="Sluice",
+        version=__version__,
+        summary="Databricks Jobs API 2.2 on your own machines.",
+        lifespan=lifespan,
+    )
+    app.state.stores = provider
+    app.state.on_run_created = on_run_created
+    app.state.auth = auth
+    errors.install(app)
+
+    secured = [Depends(authenticate)]
+    for version in ("2.2", "2.1"):
+        api = APIRouter(prefix=f"/api/{version}", dependencies=secured)
+        api.include_router(jobs.router)
+        api.include_router(runs.router)
+        app.include_router(api, include_in_schema=version == "2.2")
+    app.include_router(tokens.router, prefix="/api/2.0", dependencies=secured)
+
+    @app.get("/health", tags=["server"], summary="Liveness and store check (no token needed)")
+    def health(store: StoreDep) -> dict[str, Any]:
+        store.count_jobs()
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/.well-known/databricks-config", tags=["server"], include_in_schema=False)
+    def databricks_config() -> dict[str, Any]:
+        # databricks-sdk probes this without credentials at client start-up; no OIDC here, tokens only.
+        return {"oidc_endpoint": ""}
+
+    return app

@@ -1,0 +1,66 @@
+"""Settings: environment variables over the TOML file over defaults; errors name the setting and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sluice.errors import SluiceError
+from sluice.settings import Settings
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    s = Settings.from_env(environ={"SLUICE_HOME": str(tmp_path)})
+    assert (s.home, s.database_url, s.server_host, s.server_port, s.config_file) == (
+        tmp_path,
+        None,
+        "127.0.0.1",
+        8080,
+        None,
+    )
+    assert s.smtp.host is None
+    assert s.parallelism >= 1
+
+
+def test_environment_wins_over_the_home_file(tmp_path: Path) -> None:
+    (tmp_path / "sluice.toml").write_text(
+        'database_url = "postgresql://me@db/x"\nparallelism = 3\n'
+        '[server]\nhost = "0.0.0.0"\nport = 9000\n'
+        '[smtp]\nhost = "mail"\ntls = "ssl"\nuser = "u"\npassword = "hunter2-secret"\n'
+    )
+    s = Settings.from_env(environ={"SLUICE_HOME": str(tmp_path), "SLUICE_SERVER_PORT": "9100"})
+    assert s.config_file == tmp_path / "sluice.toml"
+    assert (s.database_url, s.parallelism, s.server_host, s.server_port) == (
+        "postgresql://me@db/x",
+        3,
+        "0.0.0.0",
+        9100,
+    )
+    assert (s.smtp.host, s.smtp.port, s.smtp.tls, s.smtp.user, s.smtp.password) == (
+        "mail",
+        465,
+        "ssl",
+        "u",
+        "hunter2-secret",
+    )
+    assert "hunter2" not in repr(s.smtp), "the password is not printed"
+
+
+def test_a_named_file_must_exist_and_be_valid(tmp_path: Path) -> None:
+    env = {"SLUICE_HOME": str(tmp_path)}
+    with pytest.raises(SluiceError, match="does not exist"):
+        Settings.from_env(tmp_path / "nope.toml", environ=env)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = \n")
+    with pytest.raises(SluiceError, match="is not valid TOML"):
+        Settings.from_env(environ={**env, "SLUICE_CONFIG": str(bad)})
+    bad.write_text("[server]\nport = 'eighty'\n")
+    with pytest.raises(SluiceError, match=r"server.port='eighty' is not a whole number"):
+        Settings.from_env(bad, environ=env)
+    with pytest.raises(
+        SluiceError, match=r"SLUICE_PARALLELISM='x' is not a whole number; set it to e\.g\. 4"
+    ):
+        Settings.from_env(environ={**env, "SLUICE_PARALLELISM": "x"})
+    with pytest.raises(SluiceError, match="SLUICE_SMTP_TLS='tls' is not one of none, starttls, ssl"):
+        Settings.from_env(environ={**env, "SLUICE_SMTP_TLS": "tls"})
