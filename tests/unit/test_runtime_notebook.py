@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from sluice.errors import SluiceError
 from sluice.runtime import dbutils, notebook
 from sluice.runtime.context import CONTEXT_ENV, CONTEXT_JSON_ENV, write_context
 from sluice.runtime.notebook import (
@@ -123,22 +122,12 @@ def test_truncation_counts_utf8_bytes_and_never_splits_a_character() -> None:
 # -- run ------------------------------------------------------------------------------------------------
 
 
-def test_run_is_refused_naming_the_path() -> None:
-    with pytest.raises(notebook.NotebookRunNotSupported) as info:
+def test_run_outside_a_job_says_how_to_include_the_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLUICE_TASK_CONTEXT", raising=False)
+    monkeypatch.delenv("SLUICE_TASK_CONTEXT_JSON", raising=False)
+    with pytest.raises(RuntimeError, match=r"dbutils.notebook.run\('./child', ...\) needs a job run") as info:
         nb.run("./child", 60, {"a": "1"})
-    message = str(info.value)
-    assert message.startswith(
-        "dbutils.notebook.run('./child', ...) is not supported yet in this version of Sluice"
-    )
-    assert isinstance(info.value, SluiceError)
-    assert isinstance(info.value, NotImplementedError)
-    from sluice.runtime.notebook import NotebookRunNotSupported
-
-    assert type(info.value) is NotebookRunNotSupported
-    with pytest.raises(NotebookRunNotSupported, match="'/Shared/etl'"):
-        nb.run(path="/Shared/etl", timeout_seconds=0)
-    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
-        _ = notebook.Nope
+    assert "%run" in str(info.value)
 
 
 def test_dbutils_notebook_is_the_process_notebook_util() -> None:

@@ -227,7 +227,11 @@ def export(
         attempt_dirs = [tr.attempt_dir for tr in store.list_task_runs(store.get_run(run_id).run_id)]
     views = []
     if views_to_export in ("CODE", "ALL"):
+        from sluice.notebooks.render import ensure_html
+
         for directory in attempt_dirs:
+            if directory:
+                ensure_html(directory)  # notebook.html is rendered on first export (ADR 0005)
             for page in sorted(Path(directory).glob("*.html")) if directory else ():
                 views.append(
                     {"content": page.read_text(errors="replace"), "name": page.stem, "type": "NOTEBOOK"}

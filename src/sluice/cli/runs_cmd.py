@@ -254,6 +254,12 @@ def run_output(store: Store, task_run_id: int) -> dict[str, Any]:
         out["error"] = tr.error
     if tr.error_trace:
         out["error_trace"] = tr.error_trace
+    if task_settings is not None and "notebook_task" in task_settings:
+        # Databricks: notebooks have no `logs` (their output is the notebook); notebook_output is set
+        # for every notebook task, empty when it did not call dbutils.notebook.exit.
+        out["notebook_output"] = {}
+        out.update(tr.output)
+        return out
     stdout, cut_out = _read_log(tr.attempt_dir, "stdout", LOG_LIMIT)
     stderr, cut_err = _read_log(tr.attempt_dir, "stderr", LOG_LIMIT)
     if stdout or stderr:
@@ -261,6 +267,48 @@ def run_output(store: Store, task_run_id: int) -> dict[str, Any]:
         out["logs_truncated"] = cut_out or cut_err or len(stdout) + len(stderr) > LOG_LIMIT
     out.update(tr.output)
     return out
+
+
+@app.command("export")
+def export(
+    task_run_id: Annotated[int, typer.Argument(help="The task run id of a notebook task attempt.")],
+    output_file: Annotated[
+        Path | None,
+        typer.Option("--file", "-o", help="Write the HTML here instead of to standard output."),
+    ] = None,
+) -> None:
+    """Export a notebook task run as HTML: the executed notebook with its outputs, also after a failure."""
+    from sluice.errors import InvalidRequestError
+
+    with errors_to_exit_codes():
+        store = open_store(load_settings())
+        try:
+            tr = store.get_task_run(task_run_id)
+            run = store.get_run(tr.job_run_id)
+        finally:
+            store.close()
+        settings: dict[str, Any] = next(
+            (t for t in run.settings.get("tasks", []) if t["task_key"] == tr.task_key), {}
+        )
+        if "notebook_task" not in settings:
+            raise InvalidRequestError(
+                f"task run {task_run_id} ('{tr.task_key}') is not a notebook task; only notebook task "
+                f"runs can be exported (see 'sluice runs get-output {task_run_id}' for its output)"
+            )
+        from sluice.notebooks.render import ensure_html
+
+        html = ensure_html(tr.attempt_dir) if tr.attempt_dir else None
+        if html is None:
+            raise InvalidRequestError(
+                f"task run {task_run_id} ('{tr.task_key}') has no executed notebook to export: it "
+                f"{'never started' if not tr.attempt_dir else 'has not finished or its kernel never started'}"
+                f" (state {tr.state}{', ' + tr.result_state if tr.result_state else ''})"
+            )
+        if output_file is None:
+            sys.stdout.write(html.read_text(encoding="utf-8"))
+            return
+        output_file.write_bytes(html.read_bytes())
+    typer.echo(f"wrote {output_file}", err=True)
 
 
 @app.command("repair")

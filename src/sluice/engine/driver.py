@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sluice import dag, gitsource
-from sluice.engine import control, runstate
+from sluice.engine import control, runstate, workflow_runs
 from sluice.engine.clock import Clock, now_ms
 from sluice.engine.identity import DriverId
 from sluice.engine.plan import TaskPlan
@@ -104,6 +104,9 @@ class Driver:
         self._interrupted = False
         #: Runs started by run-job tasks: child run id -> the waiting task's run and attempt.
         self.children: dict[int, tuple[RunState, Attempt]] = {}
+        #: Runs started by ``dbutils.notebook.run``: child run id -> the task run that asked for it.
+        self.workflow_children: dict[int, int] = {}
+        self._next_child_poll = 0
         self._to_adopt: list[RunRecord] = []
 
     # ------------------------------------------------------------------ adopting runs
@@ -280,6 +283,7 @@ class Driver:
                 self._on_exit(ex, now)
             self._fire_timers(now)
             self._poll_cancels(now)
+            self._poll_children(now)
             self._start_ready(now)
             self._heartbeat(now)
             for state in list(self.runs.values()):
@@ -291,6 +295,11 @@ class Driver:
         for run, base_dir in claimed:
             self.adopt(run, base_dir=base_dir)
         self._adopt_children()
+
+    def _poll_children(self, now: int) -> None:
+        if now >= self._next_child_poll and workflow_runs.wants_poll(self):
+            self._next_child_poll = now + workflow_runs.POLL_MS
+            workflow_runs.claim_children(self, now)
 
     def adopt_later(self, run: RunRecord) -> None:
         """Drive ``run`` (a run-job task's child) once the current step has committed."""
@@ -314,6 +323,8 @@ class Driver:
         due = self._next_cancel_poll
         if self._timers:
             due = min(due, self._timers[0].due)
+        if self._next_child_poll > now or workflow_runs.wants_poll(self):
+            due = min(due, max(self._next_child_poll, now + 1))
         if self._ready and len(self._running) < self.parallelism:
             return 0.0
         return max(0.0, min(due - now, CANCEL_POLL_MS) / 1000)
@@ -388,6 +399,8 @@ class Driver:
             "SLUICE_JOB_RUN_ID": str(state.run_id),
             "SLUICE_HOME": str(self.home),
         }
+        if self.store.url is not None:  # task-side runtime parts (dbutils.notebook.run) open the store
+            env["SLUICE_DATABASE_URL"] = self.store.url
         context = state.context_for(key, attempt)
         document = context_document({**context, "attempt_dir": str(attempt_dir)})
         if len(document) <= INLINE_LIMIT:
@@ -423,6 +436,8 @@ class Driver:
         if entry is None:
             return
         state, attempt = entry
+        if self.workflow_children:
+            workflow_runs.end_children(self, attempt.task_run_id)
         attempt_dir = state.attempt_dir(attempt.task_run_id)
         values = _read_json(attempt_dir / "task_values.json")
         if values is not None and attempt.parent is None:

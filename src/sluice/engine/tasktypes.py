@@ -18,7 +18,6 @@ from sluice.states import Source
 
 #: Task types parsed and validated but not run by this version, and what to do instead.
 NOT_SUPPORTED_YET: dict[str, str] = {
-    "notebook_task": "notebook tasks are not supported yet by this version of Sluice",
     "sql_task": "SQL tasks are not supported yet by this version of Sluice",
     "dbt_task": "dbt tasks are not supported yet by this version of Sluice",
     "pipeline_task": "pipeline tasks are not supported yet by this version of Sluice",
@@ -60,6 +59,8 @@ def prepare(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
         return _spark_python(task, inputs)
     if kind == "python_wheel_task":
         return _python_wheel(task, inputs)
+    if kind == "notebook_task":
+        return _notebook(task, inputs)
     reason = NOT_SUPPORTED_YET.get(kind, f"{kind} is not supported by Sluice")
     return Prepared(None, error=f"task '{task.key}': {reason}")
 
@@ -140,3 +141,88 @@ def _python_wheel(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
 def _legacy_list(inputs: LaunchInputs) -> Sequence[str] | None:
     value = inputs.overriding.get("python_params")
     return list(value) if value is not None else None
+
+
+def _notebook_file(path: str, source: str | None, inputs: LaunchInputs) -> Path | str:
+    """The notebook file ``notebook_path`` names (extension optional, as in Databricks), or an error.
+
+    WORKSPACE paths are relative to the job file's directory (absolute ones are used as they are); GIT
+    paths are relative to the checkout. Without ``source``, a job with git_source reads GIT.
+    """
+    from sluice.notebooks.source import NotebookSourceError, resolve_notebook_path
+
+    if path.startswith(_REMOTE_PREFIXES):
+        return f"notebook_path '{path}' is not a local path; Sluice runs notebooks from the local file system"
+    use_git = source == Source.GIT or (source is None and inputs.repo_dir is not None)
+    if use_git:
+        if inputs.repo_dir is None:
+            return f"notebook_path '{path}' has source GIT but the job has no git_source"
+        base, relative = inputs.repo_dir, path.lstrip("/")
+    else:
+        base, relative = inputs.base_dir, path
+    try:
+        return resolve_notebook_path(base, relative)
+    except NotebookSourceError as exc:
+        return f"notebook_path: {exc}"
+
+
+def _notebook(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
+    payload = task.payload
+    where = _notebook_file(payload["notebook_path"], payload.get("source"), inputs)
+    if isinstance(where, str):
+        return Prepared(None, error=f"task '{task.key}': {where}")
+    # Widget values: base_parameters, job parameters pushed down over them (or, for jobs without job
+    # parameters, the legacy run-now notebook_params), references resolved; always strings.
+    own = {str(k): inputs.resolve(str(v)) for k, v in (payload.get("base_parameters") or {}).items()}
+    legacy = inputs.overriding.get("notebook_params")
+    legacy_values = {str(k): inputs.resolve(str(v)) for k, v in legacy.items()} if legacy else None
+    values = params.merge_named(own, inputs.job_parameters, legacy_values)
+    env = _with_context_parameters(dict(inputs.env), values)
+    spec = LaunchSpec(
+        attempt_id=inputs.attempt_id,
+        kind=TaskKind.NOTEBOOK,
+        target=str(where),
+        argv=[],
+        cwd=str(where.parent),
+        env=env,
+        attempt_dir=str(inputs.attempt_dir),
+    )
+    return Prepared(spec, {"notebook_task": {"base_parameters": values}})
+
+
+def _with_context_parameters(env: dict[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """The task environment with the context's ``parameters`` replaced by the notebook's widget values.
+
+    ``dbutils.widgets`` reads its job-passed values from the context (docs/protocol.md); for a notebook
+    task they are the merged map, not only the job parameters.
+    """
+    import json
+
+    from sluice.runtime.context import (
+        CONTEXT_ENV,
+        CONTEXT_FILE,
+        CONTEXT_JSON_ENV,
+        INLINE_LIMIT,
+        context_document,
+        write_context,
+    )
+
+    inline = env.get(CONTEXT_JSON_ENV)
+    if inline is not None:
+        data = json.loads(inline)
+    elif CONTEXT_ENV in env:
+        data = json.loads(Path(env[CONTEXT_ENV]).read_text(encoding="utf-8"))
+    else:
+        return env
+    data.pop("version", None)
+    data["parameters"] = dict(values)
+    document = context_document(data)
+    if len(document) <= INLINE_LIMIT:
+        env.pop(CONTEXT_ENV, None)
+        env[CONTEXT_JSON_ENV] = document
+        return env
+    path = Path(env.get(CONTEXT_ENV) or Path(data["attempt_dir"]) / CONTEXT_FILE)
+    write_context(path, data)
+    env.pop(CONTEXT_JSON_ENV, None)
+    env[CONTEXT_ENV] = str(path)
+    return env

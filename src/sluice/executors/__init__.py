@@ -33,6 +33,9 @@ class TaskKind(StrEnum):
     PYTHON_FILE = "python_file"
     #: ``target`` is ``package_name:entry_point`` (python_wheel_task).
     PYTHON_WHEEL = "python_wheel"
+    #: ``target`` is a notebook file (Databricks source format or ``.ipynb``), run in a Jupyter kernel
+    #: (notebook_task); widget values come from the context's ``parameters``.
+    NOTEBOOK = "notebook"
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class LaunchSpec:
 
     attempt_id: int
     kind: TaskKind
-    #: A Python file path, or ``package_name:entry_point``.
+    #: A Python file path, ``package_name:entry_point``, or a notebook file path.
     target: str
     #: Arguments after ``argv[0]`` (``sys.argv[1:]`` of the task).
     argv: Sequence[str]

@@ -8,6 +8,8 @@ Python's default signal handlers and closed its own descriptors. This module the
   ``stderr.log`` (line buffered, so everything printed is in the file even if the process is killed);
 - ``python_file``: the file runs as ``__main__`` with its directory first on ``sys.path``;
   ``python_wheel``: the entry point of the distribution, else ``package.entry_point()``;
+  ``notebook``: :mod:`sluice.notebooks.runner` runs the notebook in a Jupyter kernel (its own process,
+  carrying the attempt's process tag) and returns the status;
 - exit status: 0, ``SystemExit`` semantics, or 1 after an uncaught exception, whose traceback goes to
   stderr and whose summary goes to ``<attempt_dir>/error.json``;
 - at the end: non-daemon threads are joined, ``atexit`` handlers run, files left open are closed, and
@@ -71,6 +73,24 @@ def warm_up() -> None:
     gc.get_objects()
 
 
+def warm_up_for_notebooks() -> None:
+    """:func:`warm_up`, then start a kernel that waits for this spare's task (the executor runs notebooks)."""
+    warm_up()
+    try:
+        from sluice.notebooks import runner
+
+        runner.prestart()
+    except Exception as exc:  # a task without a kernel started ahead starts its own
+        _write_stderr(f"sluice: could not start a notebook kernel ahead of time: {exc!r}\n")
+
+
+def _discard_prestarted_kernel() -> None:
+    """A spare that started a kernel ahead of time got another kind of task: end that kernel."""
+    runner = sys.modules.get("sluice.notebooks.runner")
+    if runner is not None:
+        runner.discard_prestarted()
+
+
 def run(request: Mapping[str, Any], token: str) -> NoReturn:
     """Run one task in this (forked) process and exit with its status; never returns."""
     code = 1
@@ -97,6 +117,8 @@ def _run(request: Mapping[str, Any], token: str) -> int:
     os.environ[ATTEMPT_DIR_ENV] = attempt_dir
     extra_path = request.get("env", {}).get("PYTHONPATH", "")
     kind = str(request["kind"])
+    if kind != "notebook":
+        _discard_prestarted_kernel()
     target = str(request["target"])
     argv = [str(a) for a in request.get("argv", [])]
     try:
@@ -105,8 +127,12 @@ def _run(request: Mapping[str, Any], token: str) -> int:
             runner = _file_runner(target, argv, extra_path)
         elif kind == "python_wheel":
             runner = _wheel_runner(target, argv, extra_path)
+        elif kind == "notebook":
+            runner = _notebook_runner(target, attempt_dir, extra_path)
         else:
-            raise TaskSetupError(f"unknown task kind {kind!r} (expected 'python_file' or 'python_wheel')")
+            raise TaskSetupError(
+                f"unknown task kind {kind!r} (expected 'python_file', 'python_wheel' or 'notebook')"
+            )
     except (TaskSetupError, OSError) as exc:
         message = str(exc) if isinstance(exc, TaskSetupError) else f"{type(exc).__name__}: {exc}"
         _write_stderr(message + "\n")
@@ -208,6 +234,25 @@ def _wheel_runner(target: str, argv: Sequence[str], extra_path: str) -> Callable
     return run_entry_point
 
 
+def _notebook_runner(target: str, attempt_dir: str, extra_path: str) -> Callable[[], object]:
+    """A notebook task: :func:`sluice.notebooks.runner.run` runs it in a Jupyter kernel, returns a status."""
+    path = os.path.abspath(target)
+    if not os.path.isfile(path):
+        raise TaskSetupError(f"notebook '{target}' does not exist (looked at {path})")
+    _prepend_pythonpath(os.path.dirname(path), extra_path)
+    sys.argv = [path]
+
+    def run_notebook() -> object:
+        from sluice.notebooks import runner
+
+        try:
+            return runner.run(path, attempt_dir)
+        except runner.NotebookSetupError as exc:
+            raise TaskSetupError(str(exc)) from None
+
+    return run_notebook
+
+
 def _find_entry_point(package: str, name: str) -> Callable[[], object]:
     """The ``name`` entry point of distribution ``package`` (console_scripts first), else ``package.name``."""
     import importlib
@@ -293,6 +338,9 @@ def _summary(exc: BaseException) -> str:
 
 
 def _write_error(attempt_dir: str, error: str, trace: str) -> None:
+    redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret
+    if redaction is not None:  # the error becomes the run's state_message and get-output's error
+        error, trace = redaction.redact(error), redaction.redact(trace)
     try:
         with open(os.path.join(attempt_dir, ERROR_FILE), "w", encoding="utf-8") as f:
             json.dump({"error": error, "error_trace": trace}, f)

@@ -43,6 +43,8 @@ _SWEEP_DELAY = 0.02
 #: Attempts older than this may have seen the pid counter wrap: their sweeps read every process.
 _LONG_ATTEMPT = 0.5
 _REAP_ALL_TIMEOUT = 3.0
+#: Spares start a notebook kernel ahead while one of this many last launches was a notebook task.
+_NOTEBOOK_MEMORY = 4
 _BLOCKED = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
@@ -167,6 +169,11 @@ class _Libc:
             self._ctypes.memmove(self.tag_address, value, TAG_WIDTH)
 
 
+def mark_process_tag(token: str, attempt_id: int) -> None:
+    """In a process exec'd with the placeholder tag (a kernel started ahead of its task): mark it."""
+    _Libc(token).mark(attempt_id)
+
+
 def _find_tag_address(token: str) -> int:
     """Address of the placeholder value in this process's initial environment block, 0 if absent."""
     with open("/proc/self/stat", "rb") as f:
@@ -205,6 +212,10 @@ class Zygote:
         self.want_spare = True
         #: Called in a spare before it waits (``taskmain.warm_up`` once the zygote preloaded it).
         self.warm_up: Callable[[], None] = _nothing
+        self.plain_warm_up: Callable[[], None] = _nothing
+        #: Warm-up of spares that start a notebook kernel ahead of time, once a notebook task was seen.
+        self.notebook_warm_up: Callable[[], None] | None = None
+        self.recent_kinds: list[bool] = []  # of the last launches: was it a notebook task?
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -319,6 +330,7 @@ class Zygote:
         self._send({"ev": "started", "id": attempt_id, "pid": pid})
         if msg.get("kind") == "python_wheel" and "importlib.metadata" not in sys.modules:
             _preload_wheel_support()  # for the next spares; this task imports it itself, once
+        self._note_kind(str(msg.get("kind")))
         self.want_spare = True  # fork the next spare now, while this task runs
         return None
 
@@ -400,6 +412,20 @@ class Zygote:
             request: dict[str, Any] = json.loads(pipe.read(int.from_bytes(header, "big")))
         self.libc.mark(int(request["id"]))
         return request
+
+    def _note_kind(self, kind: str) -> None:
+        """Spares start a notebook kernel ahead of time while notebook tasks are among the recent launches.
+
+        The first notebook launch also preloads the notebook client libraries here, once, for the next
+        spares (as for wheel support). A spare whose kernel goes unused (it gets another kind of task)
+        ends that kernel at once.
+        """
+        notebook = kind == "notebook"
+        self.recent_kinds = [*self.recent_kinds[-(_NOTEBOOK_MEMORY - 1) :], notebook]
+        if notebook and self.notebook_warm_up is None:
+            self.notebook_warm_up = _preload_notebook_support()
+        if self.notebook_warm_up is not None:
+            self.warm_up = self.notebook_warm_up if any(self.recent_kinds) else self.plain_warm_up
 
     # -- killing and reaping --------------------------------------------------------------------------
 
@@ -537,6 +563,19 @@ def _preload_wheel_support() -> None:
     gc.freeze()
 
 
+def _preload_notebook_support() -> Callable[[], None]:
+    """The notebook task side (jupyter_client, nbclient, nbformat and its validator: ~0.5 s of imports),
+    imported once here for the next spares; returns the spares' warm-up that starts a kernel ahead."""
+    import gc
+
+    from sluice.executors import taskmain
+    from sluice.notebooks import runner
+
+    runner.preload()
+    gc.freeze()
+    return taskmain.warm_up_for_notebooks
+
+
 def _nothing() -> None:
     pass
 
@@ -559,7 +598,7 @@ def _preload(zygote: Zygote) -> Callable[[dict[str, Any], str], NoReturn]:
     from sluice.runtime import dbutils  # noqa: F401 - imported for the children, who find it in sys.modules
 
     taskmain.preload()
-    zygote.warm_up = taskmain.warm_up
+    zygote.warm_up = zygote.plain_warm_up = taskmain.warm_up
     gc.collect()
     gc.freeze()  # children's collections then skip everything the zygote allocated
     return taskmain.run

@@ -1,4 +1,4 @@
-"""``dbutils.notebook``: ``exit`` ends the notebook (or script) with a value; ``run`` is not supported yet.
+"""``dbutils.notebook``: ``exit`` ends the notebook (or script) with a value; ``run`` starts a child run.
 
 ``exit(value)`` raises :class:`NotebookExit`, a ``SystemExit`` with exit status 0, so that:
 
@@ -23,11 +23,6 @@ from sluice.runtime.context import current_context, write_json_atomic
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on task paths
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from sluice.errors import SluiceError
-
-    class NotebookRunNotSupported(SluiceError, NotImplementedError):
-        """``dbutils.notebook.run`` in a Sluice version that cannot start notebook runs yet."""
 
 
 NOTEBOOK_EXIT_FILE = "notebook_exit.json"
@@ -74,39 +69,21 @@ class NotebookUtil:
         raise NotebookExit(text)
 
     def run(self, path: str, timeout_seconds: int = 0, arguments: Mapping[str, str] | None = None) -> str:
-        """Not supported yet: always raises :class:`NotebookRunNotSupported` (never a silent success)."""
-        raise _run_not_supported()(
-            f"dbutils.notebook.run('{path}', ...) is not supported yet in this version of Sluice: it needs "
-            f"notebook runs started by the control plane. Run '{path}' as its own task of the job (with "
-            f"depends_on and task values), or use %run to include it inline"
-        )
+        """Run the notebook ``path`` as a child run (WORKFLOW_RUN) and return its exit value.
 
+        ``arguments`` set the child's widgets; relative paths start from the calling notebook's folder.
+        Raises ``WorkflowException`` when the child fails, is canceled or does not finish within
+        ``timeout_seconds`` (0: no timeout).
+        """
+        context = current_context()
+        if context is None:
+            raise RuntimeError(
+                f"dbutils.notebook.run('{path}', ...) needs a job run: it starts the notebook as a child run "
+                "through Sluice's control plane. Outside a job, use %run to include the notebook inline"
+            )
+        from sluice.engine.workflow_runs import run_notebook
 
-_lazy: dict[str, type[Exception]] = {}
-
-
-def _run_not_supported() -> type[Exception]:
-    """:class:`NotebookRunNotSupported`, made on first use (``sluice.errors`` is costly to import)."""
-    found = _lazy.get("NotebookRunNotSupported")
-    if found is None:
-        from sluice.errors import SluiceError
-
-        found = type(
-            "NotebookRunNotSupported",
-            (SluiceError, NotImplementedError),
-            {
-                "__module__": __name__,
-                "__doc__": "``dbutils.notebook.run`` in a Sluice that cannot start notebook runs yet.",
-            },
-        )
-        _lazy["NotebookRunNotSupported"] = found
-    return found
-
-
-def __getattr__(name: str) -> type[Exception]:
-    if name == "NotebookRunNotSupported":
-        return _run_not_supported()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return run_notebook(context, path, int(timeout_seconds), arguments)
 
 
 #: ``dbutils.notebook`` of this process.

@@ -148,8 +148,10 @@ def _run_missing(run_id: int) -> NotFoundError:
 class Store:
     """Jobs, runs, task runs, task values and repairs in SQLite or PostgreSQL. Open with ``Store.open``."""
 
-    def __init__(self, database: _db.Database) -> None:
+    def __init__(self, database: _db.Database, url: str | None = None) -> None:
         self._db = database
+        #: The URL the store was opened with (None: the default SQLite file under the home directory).
+        self.url = url
         self._lock = threading.RLock()
         self._depth = 0
         self._rollback_only = False
@@ -157,7 +159,7 @@ class Store:
     @classmethod
     def open(cls, url: str | None, home: Path) -> Self:
         """Open (creating or upgrading the schema if needed) ``url``; None is SQLite at ``home/sluice.db``."""
-        return cls(_db.connect(url, home))
+        return cls(_db.connect(url, home), url)
 
     @property
     def backend(self) -> str:
@@ -543,6 +545,17 @@ class Store:
             {"run_ids": self._db.dialect.ids(run_ids)},
         )
         return {int(row[0]) for row in rows}
+
+    def unclaimed_child_runs(self, parent_run_ids: Sequence[int]) -> list[RunRecord]:
+        """PENDING runs that no driver owns, started by one of ``parent_run_ids`` (dbutils.notebook.run)."""
+        if not parent_run_ids:
+            return []
+        rows = self._all(
+            f"{_RUNS.select} WHERE parent_run_id {{ids:parents}} AND driver IS NULL AND state = :state"
+            " ORDER BY run_id",
+            {"parents": self._db.dialect.ids(parent_run_ids), "state": LifeCycleState.PENDING.value},
+        )
+        return [_RUNS.decode(row) for row in rows]
 
     def active_runs(self) -> list[RunRecord]:
         """Every run not yet terminal (QUEUED included), oldest first."""

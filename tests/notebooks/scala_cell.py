@@ -1,0 +1,7 @@
+# Databricks notebook source
+print("python first")
+
+# COMMAND ----------
+
+# MAGIC %scala
+# MAGIC println("scala")
