@@ -328,6 +328,8 @@ def deploy(
 def full_app() -> typer.Typer:
     """Every command: the top-level ones with the ``jobs`` and ``runs`` groups."""
     from sluice.cli import (
+        catalog_cmd,
+        clusters_cmd,
         destinations_cmd,
         example_cmd,
         jobs_cmd,
@@ -335,6 +337,7 @@ def full_app() -> typer.Typer:
         secrets_cmd,
         serve_cmd,
         tokens_cmd,
+        volumes_cmd,
     )
 
     if not app.registered_groups:
@@ -345,6 +348,9 @@ def full_app() -> typer.Typer:
         app.add_typer(destinations_cmd.app, name="destinations")
         app.add_typer(serve_cmd.app)  # the top-level `serve` command
         app.add_typer(tokens_cmd.app, name="tokens")
+        app.add_typer(clusters_cmd.app, name="clusters")
+        app.add_typer(catalog_cmd.app, name="catalog")
+        app.add_typer(volumes_cmd.app, name="volumes")
     return app
 
 

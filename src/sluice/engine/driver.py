@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sluice import dag, gitsource
+from sluice.compute.manager import ComputeManager
 from sluice.engine import control, runstate, workflow_runs
 from sluice.engine.clock import Clock, now_ms
 from sluice.engine.identity import DriverId
@@ -79,8 +80,11 @@ class Driver:
         clock: Clock = now_ms,
         listener: Listener | None = None,
         driver_id: DriverId | None = None,
+        compute: ComputeManager | None = None,
     ) -> None:
         self.store = store
+        #: Job clusters: Spark Connect servers started on a run's first Spark task, stopped at its end.
+        self.compute = compute or ComputeManager.for_store(store, home)
         self.executor = executor
         self.home = home
         self.parallelism = max(1, parallelism or os.cpu_count() or 1)
@@ -401,6 +405,7 @@ class Driver:
         }
         if self.store.url is not None:  # task-side runtime parts (dbutils.notebook.run) open the store
             env["SLUICE_DATABASE_URL"] = self.store.url
+        env.update(self.compute.task_env(state.run_id, state.record.settings, key))  # SPARK_REMOTE
         context = state.context_for(key, attempt)
         document = context_document({**context, "attempt_dir": str(attempt_dir)})
         if len(document) <= INLINE_LIMIT:
@@ -658,6 +663,7 @@ class Driver:
         if any(owner is state for owner, _ in self._running.values()):
             return
         state.finish(self.store, now)
+        self.compute.release_run(state.run_id)
         control.child_finished(self, state, now)
         self._notify(state)
 

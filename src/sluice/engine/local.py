@@ -178,6 +178,7 @@ class LocalRunner:
 
     def close(self) -> None:
         self.executor.close()
+        self.driver.compute.close()
 
     def __enter__(self) -> LocalRunner:
         return self

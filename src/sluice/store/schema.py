@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -328,3 +329,67 @@ notification_cursors = Table(
 
 #: Added by migration 0005 to an existing table: the notifier finds runs that ended since its watermark.
 Index("ix_runs_end_time", runs.c.end_time)
+
+
+# --- catalog (migration 0006) ---
+
+#: The lakehouse catalog (``sluice.store.catalog``): names are stored lower-case (Databricks names are
+#: case-insensitive). A fresh store has catalog ``workspace`` with schema ``default``.
+catalogs = Table(
+    "catalogs",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name"),
+)
+
+catalog_schemas = Table(
+    "catalog_schemas",
+    metadata,
+    Column("catalog_name", Text, ForeignKey("catalogs.name", ondelete="CASCADE"), nullable=False),
+    Column("schema_name", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("catalog_name", "schema_name"),
+)
+
+#: Tables: every one is a directory (``location``, Delta unless ``data_source_format`` says otherwise),
+#: deterministic under the warehouse root unless the user gave a path (``table_type`` EXTERNAL).
+catalog_tables = Table(
+    "catalog_tables",
+    metadata,
+    Column("catalog_name", Text, nullable=False),
+    Column("schema_name", Text, nullable=False),
+    Column("table_name", Text, nullable=False),
+    Column("table_type", Text, nullable=False),
+    Column("data_source_format", Text, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Column("updated_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("catalog_name", "schema_name", "table_name"),
+    ForeignKeyConstraint(
+        ["catalog_name", "schema_name"],
+        ["catalog_schemas.catalog_name", "catalog_schemas.schema_name"],
+        ondelete="CASCADE",
+    ),
+)
+
+#: Volumes: ``/Volumes/<catalog>/<schema>/<volume>`` is the directory ``location``.
+catalog_volumes = Table(
+    "catalog_volumes",
+    metadata,
+    Column("catalog_name", Text, nullable=False),
+    Column("schema_name", Text, nullable=False),
+    Column("volume_name", Text, nullable=False),
+    Column("volume_type", Text, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("catalog_name", "schema_name", "volume_name"),
+    ForeignKeyConstraint(
+        ["catalog_name", "schema_name"],
+        ["catalog_schemas.catalog_name", "catalog_schemas.schema_name"],
+        ondelete="CASCADE",
+    ),
+)

@@ -17,7 +17,8 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _TABLES = (
     "jobs, runs, task_runs, task_values, repairs, idempotency_tokens, secrets, secret_scopes, api_tokens, "
     "scheduler_triggers, scheduler_slots, scheduler_files, "
-    "notifications, notification_attempts, notification_destinations, notification_cursors"
+    "notifications, notification_attempts, notification_destinations, notification_cursors, "
+    "catalog_volumes, catalog_tables, catalog_schemas, catalogs"
 )
 
 
@@ -76,3 +77,9 @@ def reset_postgres(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {_TABLES}")
         conn.execute("UPDATE counters SET value = 0")
+        # What migration 0006 seeds: a fresh install has catalog workspace with schema default.
+        conn.execute("INSERT INTO catalogs (name, comment, created_time) VALUES ('workspace', '', 0)")
+        conn.execute(
+            "INSERT INTO catalog_schemas (catalog_name, schema_name, comment, created_time)"
+            " VALUES ('workspace', 'default', '', 0)"
+        )

@@ -1,0 +1,1 @@
+"""The store-owned catalog seen from Spark: session registration, client patches and SQL interception."""
