@@ -123,3 +123,48 @@ def test_task_parameters_json_shape(ws: Workspace) -> None:
     done = ws.run(parent)
     assert done.returncode == 1  # the child job defines no parameter 'a'
     assert "'a'" in task_message(done.run.task("call")), json.dumps(done.run.task("call"))
+
+
+FOR_EACH_BUNDLE = """
+bundle: {name: rjfe}
+resources:
+  jobs:
+    child:
+      name: child
+      max_concurrent_runs: 5
+      parameters: [{name: who, default: nobody}, {name: mode, default: ok}]
+      tasks:
+        - task_key: hello
+          spark_python_task:
+            python_file: hello.py
+            parameters: ["{{job.parameters.who}}", "{{job.parameters.mode}}"]
+    fan:
+      name: fan
+      tasks:
+        - task_key: each
+          for_each_task:
+            inputs: '[{"who": "a", "mode": "ok"}, {"who": "b", "mode": "fail"}, {"who": "c", "mode": "ok"}]'
+            concurrency: 2
+            task:
+              task_key: call
+              run_job_task:
+                job_id: "${resources.jobs.child.id}"
+                job_parameters: {who: "{{input.who}}", mode: "{{input.mode}}"}
+"""
+
+
+def test_a_for_each_runs_a_job_per_iteration(ws: Workspace) -> None:
+    ws.write("hello.py", HELLO)
+    ws.write("databricks.yml", FOR_EACH_BUNDLE)
+    done = ws.run(ws.dir, "--job", "fan")
+    assert done.returncode == 1
+    assert done.run.results()["each"] == "FAILED"
+    assert "1 of 3 iterations failed" in task_message(done.run.task("each"))
+    children = [r for r in ws.list_runs() if r["trigger"] == "RUN_JOB_TASK"]
+    assert len(children) == 3
+    params = {}
+    for child in children:
+        run = ws.get_run(child["run_id"])
+        values = {p["name"]: p["value"] for p in run.data["job_parameters"]}
+        params[values["who"]] = (values["mode"], run.result_state)
+    assert params == {"a": ("ok", "SUCCESS"), "b": ("fail", "FAILED"), "c": ("ok", "SUCCESS")}

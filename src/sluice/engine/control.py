@@ -15,6 +15,7 @@ from sluice.states import LifeCycleState, ResultState
 
 if TYPE_CHECKING:
     from sluice.engine.driver import Driver
+    from sluice.engine.plan import TaskPlan
     from sluice.store.records import TaskRunRecord
 
 
@@ -143,7 +144,10 @@ def start_iteration(d: Driver, state: RunState, key: str, index: int, now: int) 
     if state.stopping is not None:
         d._attempt_done(state, attempt, now, Outcome(ResultState.CANCELED, state.stop_message()))
         return
-    d._launch(state, fe.nested, attempt, now)
+    if fe.nested.task_type == "run_job_task":
+        start_run_job(d, state, key, attempt, now, fe.nested)
+    else:
+        d._launch(state, fe.nested, attempt, now)
 
 
 def iteration_final(d: Driver, state: RunState, key: str, index: int, result: ResultState, now: int) -> None:
@@ -202,14 +206,20 @@ _CHILD_RESULT = {
 }
 
 
-def start_run_job(d: Driver, state: RunState, key: str, attempt: Attempt, now: int) -> None:
-    """Start a run of another job (trigger RUN_JOB_TASK) and wait for it; its result becomes the task's."""
+def start_run_job(
+    d: Driver, state: RunState, key: str, attempt: Attempt, now: int, task: TaskPlan | None = None
+) -> None:
+    """Start a run of another job (trigger RUN_JOB_TASK) and wait for it; its result becomes the task's.
+
+    ``task`` is the for-each's nested task when ``attempt`` is one of its iterations.
+    """
     from sluice.engine.submit import run_now
     from sluice.states import TriggerType
 
-    payload = state.tasks[key].payload
-    state.execution_count[key] = state.execution_count.get(key, 0) + 1
-    resolve = state.resolver(key, attempt, now)
+    plan = task or state.tasks[key]
+    payload = plan.payload
+    state.execution_count[attempt.unit] = state.execution_count.get(attempt.unit, 0) + 1
+    resolve = state.resolver(attempt.task_key, attempt, now)
     try:
         params = {k: resolve(str(v)) for k, v in (payload.get("job_parameters") or {}).items()}
         job = d.store.get_job(int(payload["job_id"]))
@@ -224,9 +234,11 @@ def start_run_job(d: Driver, state: RunState, key: str, attempt: Attempt, now: i
             parent_run_id=state.run_id,
         )
     except SluiceError as exc:
-        d._finish_task(
-            state, key, now, ResultState.FAILED, f"run_job_task: {exc}", attempt=attempt, start=now
-        )
+        message = f"run_job_task: {exc}"
+        if attempt.parent is not None:
+            d._attempt_done(state, attempt, now, Outcome(ResultState.FAILED, message, message))
+        else:
+            d._finish_task(state, key, now, ResultState.FAILED, message, attempt=attempt, start=now)
         return
     attempt.state, attempt.start_time = LifeCycleState.RUNNING, now
     d.store.update_task_run(
@@ -237,13 +249,14 @@ def start_run_job(d: Driver, state: RunState, key: str, attempt: Attempt, now: i
         output={"run_job_output": {"run_id": child.run_id}},
         resolved_values={"run_job_task": {"job_id": job.job_id, "job_parameters": params}},
     )
-    state.messages[key] = f"run {child.run_id} of job {job.job_id}"
+    if attempt.parent is None:
+        state.messages[key] = f"run {child.run_id} of job {job.job_id}"
     if child.state == LifeCycleState.SKIPPED.value:
         message = f"run {child.run_id} of job {job.job_id} was skipped: {child.state_message}"
         d._attempt_done(state, attempt, now, Outcome(ResultState.FAILED, message, message))
         return
     d.children[child.run_id] = (state, attempt)
-    timeout = state.tasks[key].timeout_seconds
+    timeout = plan.timeout_seconds
     attempt.timeout_s = timeout
     if timeout > 0:
         d._push("task_timeout", now + timeout * 1000, state.run_id, key, attempt.task_run_id)
