@@ -135,6 +135,7 @@ def run_duckdb(csv: str) -> dict[str, Any]:
         "import duckdb, resource, time, sys\n"
         "t = time.perf_counter()\n"
         "con = duckdb.connect()\n"
+        "con.execute('SET enable_progress_bar = false')\n"
         f"con.execute({DUCKDB_GOLD.format(csv=csv)!r})\n"
         "n = con.execute('SELECT count(*) FROM silver').fetchone()[0]\n"
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n)\n"
@@ -142,7 +143,7 @@ def run_duckdb(csv: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     if done.returncode:
         return {"engine": "duckdb", "status": "unavailable", "error": done.stderr.strip().splitlines()[-1]}
-    wall, rss_kb, silver = done.stdout.split()
+    wall, rss_kb, silver = done.stdout.strip().splitlines()[-1].split()
     return {
         "engine": "duckdb",
         "wall_s": round(float(wall), 2),
