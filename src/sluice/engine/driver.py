@@ -455,6 +455,13 @@ class Driver:
                 "truncated": bool(exit_value.get("truncated")),
             }
             self.store.update_task_run(attempt.task_run_id, output={"notebook_output": output})
+        sql_output = _read_json(attempt_dir / "sql_output.json")  # a SQL task's last result
+        if sql_output is not None:
+            self.store.update_task_run(attempt.task_run_id, output={"sql_output": sql_output})
+            if attempt.parent is None:
+                state.outputs[attempt.task_key] = {"rows": sql_output.get("rows") or []}
+        elif attempt.parent is None:
+            state.outputs.pop(attempt.task_key, None)  # a rerun that wrote none has no output
         self._attempt_done(state, attempt, now, self._exit_outcome(attempt, ex, attempt_dir))
 
     def _exit_outcome(self, attempt: Attempt, ex: Exited, attempt_dir: Path) -> Outcome:

@@ -50,6 +50,15 @@ def run_output(store: Store, task_run_id: int) -> dict[str, Any]:
         out["error"] = tr.error
     if tr.error_trace:
         out["error_trace"] = tr.error_trace
+    if task_settings is not None and "notebook_task" in task_settings:
+        # Databricks: notebooks have no `logs` (their output is the notebook); notebook_output is set
+        # for every notebook task, empty when it did not call dbutils.notebook.exit.
+        out["notebook_output"] = {}
+        out.update(tr.output)
+        return out
+    if task_settings is not None and "sql_task" in task_settings:
+        out.update(tr.output)  # sql_output (the last statement's first rows); no logs, as on Databricks
+        return out
     stdout, cut_out = read_log(tr.attempt_dir, "stdout")
     stderr, cut_err = read_log(tr.attempt_dir, "stderr")
     if stdout or stderr:

@@ -112,6 +112,8 @@ class RunState:
     results: dict[str, dag.DepResult] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: SQL output of finished tasks (``{"rows": [...]}``), for ``{{tasks.<key>.output...}}``.
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     execution_count: dict[str, int] = field(default_factory=dict)
     stopping: ResultState | None = None
     finished: bool = False
@@ -230,7 +232,7 @@ class RunState:
                 execution_count=self.execution_count.get(k, 0),
                 error_code=None,
                 values=self.values.get(k, {}),
-                output={},
+                output=self.outputs.get(k, {}),
             )
             for k, res in self.results.items()
         }
@@ -406,6 +408,9 @@ def _restore_attempts(state: RunState, task_runs: list[TaskRunRecord]) -> None:
         life = attempt.state
         if life.is_terminal and tr.result_state is not None:
             state.results[key] = dag.DepResult(ResultState(tr.result_state), tr.outcome)
+            sql_output = tr.output.get("sql_output")
+            if isinstance(sql_output, dict):
+                state.outputs[key] = {"rows": sql_output.get("rows") or []}
             if tr.outcome is not None:
                 state.outcomes[key] = tr.outcome
         elif life in (LifeCycleState.RUNNING, LifeCycleState.PENDING, LifeCycleState.TERMINATING):

@@ -18,7 +18,6 @@ from sluice.states import Source
 
 #: Task types parsed and validated but not run by this version, and what to do instead.
 NOT_SUPPORTED_YET: dict[str, str] = {
-    "sql_task": "SQL tasks are not supported yet by this version of Sluice",
     "dbt_task": "dbt tasks are not supported yet by this version of Sluice",
     "pipeline_task": "pipeline tasks are not supported yet by this version of Sluice",
 }
@@ -61,6 +60,8 @@ def prepare(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
         return _python_wheel(task, inputs)
     if kind == "notebook_task":
         return _notebook(task, inputs)
+    if kind == "sql_task":
+        return _sql(task, inputs)
     reason = NOT_SUPPORTED_YET.get(kind, f"{kind} is not supported by Sluice")
     return Prepared(None, error=f"task '{task.key}': {reason}")
 
@@ -188,6 +189,43 @@ def _notebook(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
         attempt_dir=str(inputs.attempt_dir),
     )
     return Prepared(spec, {"notebook_task": {"base_parameters": values}})
+
+
+def _sql(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
+    payload = task.payload
+    file = payload.get("file")
+    if not file:
+        what = next((k for k in ("query", "dashboard", "alert") if payload.get(k)), "query")
+        return Prepared(None, error=f"task '{task.key}': {_SQL_UNSUPPORTED[what]}")
+    # An unset source reads GIT in a job with git_source, as for notebooks (the Jobs API's rule for files).
+    where = _source_path(file["path"], file.get("source"), inputs, "sql_task file", git_by_default=True)
+    if isinstance(where, str):
+        return Prepared(None, error=f"task '{task.key}': {where}")
+    # Bound to the statements' :name markers: the task's parameters, job parameters pushed down over them.
+    own = {str(k): inputs.resolve(str(v)) for k, v in (payload.get("parameters") or {}).items()}
+    legacy = inputs.overriding.get("sql_params")  # run-now's legacy map, for jobs without job parameters
+    legacy_values = {str(k): inputs.resolve(str(v)) for k, v in legacy.items()} if legacy else None
+    values = params.merge_named(own, inputs.job_parameters, legacy_values)
+    spec = LaunchSpec(
+        attempt_id=inputs.attempt_id,
+        kind=TaskKind.SQL,
+        target=str(where),
+        argv=[],
+        cwd=str(where.parent),
+        env=_with_context_parameters(dict(inputs.env), values),
+        attempt_dir=str(inputs.attempt_dir),
+    )
+    return Prepared(spec, {"sql_task": {"parameters": values}})
+
+
+_SQL_UNSUPPORTED = {
+    "query": "sql_task.query names a saved query of a Databricks workspace, which Sluice does not have; "
+    "put the SQL in a file and use sql_task.file.path instead",
+    "dashboard": "sql_task.dashboard (refreshing a Databricks SQL dashboard) is not supported by Sluice; "
+    "use sql_task.file with the dashboard's queries",
+    "alert": "sql_task.alert (evaluating a Databricks SQL alert) is not supported by Sluice; "
+    "use sql_task.file with a query and a condition_task on its output",
+}
 
 
 def _with_context_parameters(env: dict[str, str], values: Mapping[str, str]) -> dict[str, str]:

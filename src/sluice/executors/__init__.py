@@ -36,6 +36,9 @@ class TaskKind(StrEnum):
     #: ``target`` is a notebook file (Databricks source format or ``.ipynb``), run in a Jupyter kernel
     #: (notebook_task); widget values come from the context's ``parameters``.
     NOTEBOOK = "notebook"
+    #: ``target`` is a ``.sql`` file whose statements run through ``spark.sql`` (sql_task); its parameters
+    #: come from the context's ``parameters``; the last result goes to ``sql_output.json``.
+    SQL = "sql"
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class LaunchSpec:
 
     attempt_id: int
     kind: TaskKind
-    #: A Python file path, ``package_name:entry_point``, or a notebook file path.
+    #: A Python file path, ``package_name:entry_point``, a notebook file path or a ``.sql`` file path.
     target: str
     #: Arguments after ``argv[0]`` (``sys.argv[1:]`` of the task).
     argv: Sequence[str]

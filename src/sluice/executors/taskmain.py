@@ -129,9 +129,11 @@ def _run(request: Mapping[str, Any], token: str) -> int:
             runner = _wheel_runner(target, argv, extra_path)
         elif kind == "notebook":
             runner = _notebook_runner(target, attempt_dir, extra_path)
+        elif kind == "sql":
+            runner = _sql_runner(target, attempt_dir, extra_path)
         else:
             raise TaskSetupError(
-                f"unknown task kind {kind!r} (expected 'python_file', 'python_wheel' or 'notebook')"
+                f"unknown task kind {kind!r} (expected 'python_file', 'python_wheel', 'notebook' or 'sql')"
             )
     except (TaskSetupError, OSError) as exc:
         message = str(exc) if isinstance(exc, TaskSetupError) else f"{type(exc).__name__}: {exc}"
@@ -251,6 +253,25 @@ def _notebook_runner(target: str, attempt_dir: str, extra_path: str) -> Callable
             raise TaskSetupError(str(exc)) from None
 
     return run_notebook
+
+
+def _sql_runner(target: str, attempt_dir: str, extra_path: str) -> Callable[[], object]:
+    """A SQL task: :func:`sluice.sqltask.run` runs the file's statements through ``spark``."""
+    path = os.path.abspath(target)
+    if not os.path.isfile(path):
+        raise TaskSetupError(f"SQL file '{target}' does not exist (looked at {path})")
+    _prepend_pythonpath(os.path.dirname(path), extra_path)
+    sys.argv = [path]
+
+    def run_sql() -> object:
+        from sluice import sqltask
+
+        try:
+            return sqltask.run(path, attempt_dir)
+        except sqltask.SqlTaskError as exc:
+            raise TaskSetupError(str(exc)) from None
+
+    return run_sql
 
 
 def _find_entry_point(package: str, name: str) -> Callable[[], object]:
