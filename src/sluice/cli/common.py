@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+#: Remote mode: the server could not be reached, refused the token, or failed (see ``sluice.cli.remote``).
+EXIT_REMOTE = 3
 
 
 class Output(StrEnum):
@@ -46,6 +48,14 @@ def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
+class RemoteError(Exception):
+    """A request the server refused or could not answer: the message to print and the exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
@@ -63,6 +73,8 @@ def errors_to_exit_codes() -> Iterator[None]:
         raise typer.Exit(EXIT_INVALID) from None
     except (InvalidRequestError, NotFoundError) as exc:
         fail(str(exc), EXIT_INVALID)
+    except RemoteError as exc:
+        fail(str(exc), exc.exit_code)
     except SluiceError as exc:
         fail(str(exc), EXIT_FAILED)
 

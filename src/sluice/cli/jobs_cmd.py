@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sluice.cli import remote
 from sluice.cli.common import (
     EXIT_INVALID,
     Output,
@@ -24,9 +25,15 @@ app = typer.Typer(help="Create, inspect, change, delete and run jobs.", no_args_
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (default) or json.")]
 JobIdArg = Annotated[int, typer.Argument(help="The job's id.")]
+ProfileOpt = remote.ProfileOpt
 
 
 def _job_json(job: Any) -> dict[str, Any]:
+    """A job as local mode prints it, from a store record or from a server's Job object."""
+    if isinstance(job, dict):
+        return {k: job.get(k, "" if k == "creator_user_name" else None) for k in _JOB_FIELDS} | {
+            "settings": job.get("settings", {})
+        }
     return {
         "job_id": job.job_id,
         "creator_user_name": job.creator_user_name,
@@ -35,13 +42,11 @@ def _job_json(job: Any) -> dict[str, Any]:
     }
 
 
-def _settings_from_file(path: Path, *, reset: bool) -> dict[str, Any]:
+_JOB_FIELDS = ("job_id", "creator_user_name", "created_time")
+
+
+def _body_from_file(path: Path, *, reset: bool) -> dict[str, Any]:
     """A JobSettings document from a JSON file: plain settings, a jobs/create body or a jobs/reset body."""
-    from pydantic import ValidationError
-
-    from sluice.errors import InvalidJobError, Problem
-    from sluice.spec.jobs import JobSettings
-
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -50,7 +55,17 @@ def _settings_from_file(path: Path, *, reset: bool) -> dict[str, Any]:
         fail(f"{path}: expected a JSON object", EXIT_INVALID)
     if reset and "new_settings" in data:
         data = data["new_settings"]
-    data = {k: v for k, v in data.items() if k not in ("job_id", "access_control_list")}
+    return {k: v for k, v in data.items() if k not in ("job_id", "access_control_list")}
+
+
+def _settings_from_file(path: Path, *, reset: bool) -> dict[str, Any]:
+    """The file's settings, validated here (local mode; a server validates what it is sent)."""
+    from pydantic import ValidationError
+
+    from sluice.errors import InvalidJobError, Problem
+    from sluice.spec.jobs import JobSettings
+
+    data = _body_from_file(path, reset=reset)
     try:
         settings = JobSettings.from_api(data)
     except ValidationError as exc:
@@ -80,30 +95,47 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     output: OutputOpt = Output.table,
+    profile: ProfileOpt = None,
 ) -> None:
     """List jobs."""
+    sources: dict[int, str] = {}
     with errors_to_exit_codes():
-        store = open_store(load_settings())
-        try:
-            jobs = store.list_jobs(name=name, limit=limit)
-        finally:
-            store.close()
+        client = remote.connect(profile)
+        if client is not None:
+            docs = [_job_json(j) for j in client.list_jobs(name=name, limit=limit)]
+        else:
+            store = open_store(load_settings())
+            try:
+                jobs = store.list_jobs(name=name, limit=limit)
+            finally:
+                store.close()
+            docs = [_job_json(j) for j in jobs]
+            sources = {j.job_id: j.source_path or "" for j in jobs}
     if output is Output.json:
-        print_json({"jobs": [_job_json(j) for j in jobs]} if jobs else {})
+        print_json({"jobs": docs} if docs else {})
         return
     print_table(
         ["job_id", "name", "tasks", "source"],
         [
-            (j.job_id, j.settings.get("name", ""), len(j.settings.get("tasks", [])), j.source_path or "")
-            for j in jobs
+            (
+                d["job_id"],
+                d["settings"].get("name", ""),
+                len(d["settings"].get("tasks", [])),
+                sources.get(d["job_id"], ""),
+            )
+            for d in docs
         ],
     )
 
 
 @app.command("get")
-def get_job(job_id: JobIdArg) -> None:
+def get_job(job_id: JobIdArg, profile: ProfileOpt = None) -> None:
     """Print a job (Jobs API shape)."""
     with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            print_json(_job_json(client.get_job(job_id)))
+            return
         store = open_store(load_settings())
         try:
             job = store.get_job(job_id)
@@ -115,11 +147,16 @@ def get_job(job_id: JobIdArg) -> None:
 @app.command("create")
 def create_job(
     json_file: Annotated[Path, typer.Option("--json", help="A jobs/create body (JSON file).")],
+    profile: ProfileOpt = None,
 ) -> None:
     """Create a job from a Jobs API JSON body; prints {"job_id": N}."""
     from sluice.engine.clock import now_ms
 
     with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            print_json({"job_id": client.create_job(_body_from_file(json_file, reset=False))})
+            return
         settings = _settings_from_file(json_file, reset=False)
         store = open_store(load_settings())
         try:
@@ -135,31 +172,41 @@ def reset_job(
     json_file: Annotated[
         Path, typer.Option("--json", help="New settings, or a jobs/reset body (JSON file).")
     ],
+    profile: ProfileOpt = None,
 ) -> None:
     """Replace all of a job's settings."""
     from sluice.engine.clock import now_ms
 
     with errors_to_exit_codes():
-        settings = _settings_from_file(json_file, reset=True)
-        store = open_store(load_settings())
-        try:
-            store.get_job(job_id)
-            store.update_job(job_id, settings, now=now_ms(), source_path=str(json_file.resolve()))
-        finally:
-            store.close()
+        client = remote.connect(profile)
+        if client is not None:
+            client.reset_job(job_id, _body_from_file(json_file, reset=True))
+        else:
+            settings = _settings_from_file(json_file, reset=True)
+            store = open_store(load_settings())
+            try:
+                store.get_job(job_id)
+                store.update_job(job_id, settings, now=now_ms(), source_path=str(json_file.resolve()))
+            finally:
+                store.close()
     print_json({})
 
 
 @app.command("delete")
-def delete_job(job_id: JobIdArg) -> None:
+def delete_job(job_id: JobIdArg, profile: ProfileOpt = None) -> None:
     """Delete a job (its past runs stay readable)."""
     with errors_to_exit_codes():
-        store = open_store(load_settings())
-        try:
-            store.get_job(job_id)
-            store.delete_job(job_id)
-        finally:
-            store.close()
+        client = remote.connect(profile)
+        if client is not None:
+            client.get_job(job_id)  # "Job N does not exist." as in local mode (jobs/delete says nothing)
+            client.delete_job(job_id)
+        else:
+            store = open_store(load_settings())
+            try:
+                store.get_job(job_id)
+                store.delete_job(job_id)
+            finally:
+                store.close()
     print_json({})
 
 
@@ -181,26 +228,43 @@ def run_now(
             "--idempotency-token", help="A second run-now with the same token returns the same run."
         ),
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Drive the run here and wait for its result.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Drive the run here (remote: wait for the server) and print its result."),
+    ] = False,
     output: OutputOpt = Output.json,
+    profile: ProfileOpt = None,
 ) -> None:
-    """Start a run of a job. Without --wait a background process drives it and the run id is printed."""
-    from sluice.cli.runs_cmd import drive_in_background, wait_and_report
+    """Start a run of a job. Without --wait a background process drives it and the run id is printed.
+
+    In remote mode the server drives the run; --wait polls it until it ends (Ctrl-C cancels it).
+    """
+    from sluice.cli.runs_cmd import drive_in_background, wait_and_report, wait_remote
     from sluice.engine.clock import now_ms
     from sluice.engine.submit import run_now as submit
 
+    if idempotency_token is not None and not 0 < len(idempotency_token) <= 64:
+        fail("--idempotency-token must be 1 to 64 characters", EXIT_INVALID)
+    params = parse_pairs(param or [], "--param")
     with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            started = client.run_now(
+                job_id, job_parameters=params or None, only=only or None, idempotency_token=idempotency_token
+            )
+            if not wait:
+                print_json(started)
+                return
+            raise typer.Exit(wait_remote(client, int(started["run_id"]), output))
         settings = load_settings()
         store = open_store(settings)
         try:
             job = store.get_job(job_id)
-            if idempotency_token is not None and not 0 < len(idempotency_token) <= 64:
-                fail("--idempotency-token must be 1 to 64 characters", EXIT_INVALID)
             run, _ = submit(
                 store,
                 job,
                 now=now_ms(),
-                job_parameters=parse_pairs(param or [], "--param"),
+                job_parameters=params,
                 only=only or None,
                 idempotency_token=idempotency_token,
             )
@@ -218,41 +282,53 @@ def run_now(
 _TRIGGER_HOLDERS = ("schedule", "trigger", "continuous")
 
 
-def _set_pause(job_id: int, status: str) -> None:
+def _pause_holders(job_id: int, settings: dict[str, Any], status: str) -> list[str]:
+    """Set ``pause_status`` in every trigger holder of ``settings`` (changed in place); their names."""
+    from sluice.errors import InvalidRequestError
+
+    holders = [h for h in _TRIGGER_HOLDERS if isinstance(settings.get(h), dict)]
+    if not holders:
+        raise InvalidRequestError(
+            f"Job {job_id} has no schedule, trigger or continuous setting to pause or resume: "
+            "add one with `sluice jobs reset`."
+        )
+    for holder in holders:
+        settings[holder]["pause_status"] = status
+    return holders
+
+
+def _set_pause(job_id: int, status: str, profile: str | None) -> None:
     import copy
 
     from sluice.engine.clock import now_ms
-    from sluice.errors import InvalidRequestError
 
     with errors_to_exit_codes():
-        store = open_store(load_settings())
-        try:
-            job = store.get_job(job_id)
-            settings = copy.deepcopy(job.settings)
-            holders = [h for h in _TRIGGER_HOLDERS if isinstance(settings.get(h), dict)]
-            if not holders:
-                raise InvalidRequestError(
-                    f"Job {job_id} has no schedule, trigger or continuous setting to pause or resume: "
-                    "add one with `sluice jobs reset`."
-                )
-            for holder in holders:
-                settings[holder]["pause_status"] = status
-            store.update_job(job_id, settings, now=now_ms())
-        finally:
-            store.close()
+        client = remote.connect(profile)
+        if client is not None:
+            settings = client.get_job(job_id)["settings"]
+            holders = _pause_holders(job_id, settings, status)
+            client.update_job(job_id, {h: settings[h] for h in holders})
+        else:
+            store = open_store(load_settings())
+            try:
+                settings = copy.deepcopy(store.get_job(job_id).settings)
+                holders = _pause_holders(job_id, settings, status)
+                store.update_job(job_id, settings, now=now_ms())
+            finally:
+                store.close()
     print_json({"job_id": job_id, "pause_status": status, "settings": holders})
 
 
 @app.command("pause")
-def pause_job(job_id: JobIdArg) -> None:
+def pause_job(job_id: JobIdArg, profile: ProfileOpt = None) -> None:
     """Pause a job's schedule, trigger or continuous run: runs in progress go on, no new ones start."""
-    _set_pause(job_id, "PAUSED")
+    _set_pause(job_id, "PAUSED", profile)
 
 
 @app.command("resume")
-def resume_job(job_id: JobIdArg) -> None:
+def resume_job(job_id: JobIdArg, profile: ProfileOpt = None) -> None:
     """Unpause a job's schedule, trigger or continuous run; missed times are not replayed."""
-    _set_pause(job_id, "UNPAUSED")
+    _set_pause(job_id, "UNPAUSED", profile)
 
 
 def _next_times(store: Any, job: Any, n: int, now: int) -> tuple[str, list[int]]:
@@ -288,13 +364,17 @@ def next_runs(
     count: Annotated[int, typer.Option("-n", "--count", min=1, max=1000, help="How many times.")] = 5,
     output: OutputOpt = Output.table,
 ) -> None:
-    """The next fire times of a job's schedule (in its time zone, with the UTC instant and offset)."""
+    """The next fire times of a job's schedule (in its time zone, with the UTC instant and offset).
+
+    Local store only (it reads the scheduler's state).
+    """
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     from sluice.engine.clock import now_ms
 
     with errors_to_exit_codes():
+        remote.local_only("jobs next-runs")
         store = open_store(load_settings())
         try:
             job = store.get_job(job_id)

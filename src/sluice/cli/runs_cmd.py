@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from sluice.cli import remote
 from sluice.cli.common import (
     EXIT_INVALID,
     Output,
@@ -30,9 +31,7 @@ app = typer.Typer(help="Inspect, follow, cancel and reconcile runs.", no_args_is
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table (default) or json.")]
 RunIdArg = Annotated[int, typer.Argument(help="A job run id.")]
-
-#: get-output returns at most the last 5 MB of logs, as Databricks does.
-LOG_LIMIT = 5 * 1024 * 1024
+ProfileOpt = remote.ProfileOpt
 
 
 def drive_in_background() -> None:
@@ -76,49 +75,100 @@ def _wait_terminal(store: Store, run_id: int) -> None:
         time.sleep(0.2)
 
 
+def wait_remote(client: remote.Client, run_id: int, output: Output) -> int:
+    """Remote mode: poll the server until ``run_id`` ends (the first Ctrl-C cancels it), print it."""
+
+    def cancel() -> None:
+        typer.echo(f"Canceling run {run_id} on the server (interrupt again to stop waiting).", err=True)
+        client.cancel_run(run_id)
+
+    return print_run(client.wait(run_id, on_interrupt=cancel), output)
+
+
+def print_run(doc: dict[str, Any], output: Output) -> int:
+    """Print a Run document (a server's ``runs/get``) as json or as the task table; its exit code."""
+    state = doc["state"]
+    if output is Output.json:
+        print_json(doc)
+        return exit_code_for(state.get("result_state"))
+    first: dict[str, int] = {}
+    for entry in doc.get("tasks", []):
+        first.setdefault(entry["task_key"], len(first))
+    rows = []
+    for t in sorted(
+        doc.get("tasks", []), key=lambda t: (first[t["task_key"]], t["attempt_number"], t["run_id"])
+    ):
+        outcome = (t.get("condition_task") or {}).get("outcome")
+        message = t["state"].get("state_message") or (f"outcome: {outcome}" if outcome else "")
+        start, end = t.get("start_time") or 0, t.get("end_time") or 0
+        rows.append(
+            (
+                t["task_key"],
+                t["attempt_number"],
+                t["state"].get("result_state") or t["state"]["life_cycle_state"],
+                f"{(end - start) / 1000:.2f}s" if start and end else "",
+                message[:100],
+            )
+        )
+    result = state.get("result_state") or state["life_cycle_state"]
+    print_table(
+        ["task", "attempt", "result", "duration", "message"], rows, title=f"run {doc['run_id']}: {result}"
+    )
+    if state.get("state_message"):
+        typer.echo(state["state_message"])
+    typer.echo("Logs: sluice runs get-output TASK_RUN_ID (task run ids: sluice runs get RUN_ID)")
+    return exit_code_for(state.get("result_state"))
+
+
 @app.command("list")
 def list_runs(
     job_id: Annotated[int | None, typer.Option("--job-id", help="Only runs of this job.")] = None,
     active_only: Annotated[bool, typer.Option("--active-only", help="Only runs not yet finished.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 25,
     output: OutputOpt = Output.table,
+    profile: ProfileOpt = None,
 ) -> None:
     """List runs, newest first."""
     from sluice.engine.view import run_json
 
     with errors_to_exit_codes():
-        store = open_store(load_settings())
-        try:
-            runs = store.list_runs(job_id=job_id, active_only=active_only, limit=limit)
-        finally:
-            store.close()
+        client = remote.connect(profile)
+        if client is not None:
+            docs = client.list_runs(job_id=job_id, active_only=active_only, limit=limit)
+        else:
+            store = open_store(load_settings())
+            try:
+                runs = store.list_runs(job_id=job_id, active_only=active_only, limit=limit)
+            finally:
+                store.close()
+            docs = [{k: v for k, v in run_json(r, []).items() if k != "tasks"} for r in runs]
     if output is Output.json:
-        print_json(
-            {"runs": [{k: v for k, v in run_json(r, []).items() if k != "tasks"} for r in runs]}
-            if runs
-            else {}
-        )
+        print_json({"runs": docs} if docs else {})
         return
     print_table(
         ["run_id", "job_id", "name", "trigger", "state", "result", "duration"],
         [
             (
-                r.run_id,
-                r.job_id,
-                r.run_name,
-                r.trigger,
-                r.state,
-                r.result_state or "",
-                f"{(r.end_time - r.start_time) / 1000:.1f}s" if r.end_time and r.start_time else "",
+                d["run_id"],
+                d.get("job_id"),
+                d.get("run_name"),
+                d.get("trigger"),
+                d["state"]["life_cycle_state"],
+                d["state"].get("result_state") or "",
+                f"{(d['end_time'] - d['start_time']) / 1000:.1f}s"
+                if d.get("end_time") and d.get("start_time")
+                else "",
             )
-            for r in runs
+            for d in docs
         ],
     )
 
 
 @app.command("get")
 def get_run(
-    run_id: RunIdArg, output: Annotated[Output, typer.Option("--output", "-o")] = Output.json
+    run_id: RunIdArg,
+    output: Annotated[Output, typer.Option("--output", "-o")] = Output.json,
+    profile: ProfileOpt = None,
 ) -> None:
     """Print a run with one task entry per attempt (Jobs API shape).
 
@@ -129,6 +179,14 @@ def get_run(
     from sluice.errors import NotFoundError
 
     with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            doc = client.get_run(run_id)
+            if "iterations" in doc:
+                print_json(doc)
+            else:
+                print_run(doc, output)
+            return
         store = open_store(load_settings())
         try:
             try:
@@ -147,35 +205,46 @@ def get_run(
 def cancel_run(
     run_id: RunIdArg,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the run has ended.")] = False,
+    profile: ProfileOpt = None,
 ) -> None:
     """Cancel a run: its tasks are killed, downstream tasks become UPSTREAM_CANCELED."""
+    with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            client.get_run(run_id)  # "Run N does not exist." before anything else
+            client.cancel_run(run_id)
+            if wait:
+                client.wait(run_id)
+        else:
+            _cancel_local(run_id, wait=wait)
+    print_json({})
+
+
+def _cancel_local(run_id: int, *, wait: bool) -> None:
     from sluice.engine.clock import now_ms
     from sluice.engine.identity import driver_alive
     from sluice.states import LifeCycleState
 
-    with errors_to_exit_codes():
-        store = open_store(load_settings())
-        try:
-            run = store.get_run(run_id)
-            if LifeCycleState(run.state).is_terminal:
-                print_json({})
-                return
-            store.request_cancel(run_id)
-            if run.state == LifeCycleState.QUEUED.value:
-                store.update_run(
-                    run_id,
-                    state=LifeCycleState.TERMINATED.value,
-                    result_state="CANCELED",
-                    state_message="Run was canceled while queued.",
-                    end_time=now_ms(),
-                )
-            elif not driver_alive(run.driver, heartbeat_time=run.heartbeat_time, now=now_ms()):
-                drive_in_background()  # a driver applies the cancel (and reconciles the run)
-            if wait:
-                _wait_terminal(store, run_id)
-        finally:
-            store.close()
-    print_json({})
+    store = open_store(load_settings())
+    try:
+        run = store.get_run(run_id)
+        if LifeCycleState(run.state).is_terminal:
+            return
+        store.request_cancel(run_id)
+        if run.state == LifeCycleState.QUEUED.value:
+            store.update_run(
+                run_id,
+                state=LifeCycleState.TERMINATED.value,
+                result_state="CANCELED",
+                state_message="Run was canceled while queued.",
+                end_time=now_ms(),
+            )
+        elif not driver_alive(run.driver, heartbeat_time=run.heartbeat_time, now=now_ms()):
+            drive_in_background()  # a driver applies the cancel (and reconciles the run)
+        if wait:
+            _wait_terminal(store, run_id)
+    finally:
+        store.close()
 
 
 @app.command("logs")
@@ -184,8 +253,12 @@ def logs(
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
     attempt: Annotated[int | None, typer.Option("--attempt", help="Only this attempt number.")] = None,
 ) -> None:
-    """Print the captured stdout and stderr of a run's task attempts."""
+    """Print the captured stdout and stderr of a run's task attempts.
+
+    Local store only; against a server, `sluice runs get-output TASK_RUN_ID` prints a task's logs.
+    """
     with errors_to_exit_codes():
+        remote.local_only("runs logs")
         store = open_store(load_settings())
         try:
             store.get_run(run_id)
@@ -198,75 +271,35 @@ def logs(
             store.close()
     if not task_runs:
         fail(f"run {run_id} has no task attempt matching --task {task} --attempt {attempt}", EXIT_INVALID)
+    from sluice.engine.output import read_log
+
     for tr in task_runs:
         typer.echo(f"=== {tr.task_key} attempt {tr.attempt_number} (task run {tr.run_id}) ===")
         for stream in ("stdout", "stderr"):
-            text = _read_log(tr.attempt_dir, stream, LOG_LIMIT)[0]
+            text = read_log(tr.attempt_dir, stream)[0]
             if text:
                 typer.echo(f"--- {stream} ---")
                 typer.echo(text, nl=not text.endswith("\n"))
 
 
-def _read_log(attempt_dir: str | None, stream: str, limit: int) -> tuple[str, bool]:
-    """The last ``limit`` bytes of a log, and whether it was cut."""
-    if not attempt_dir:
-        return "", False
-    path = Path(attempt_dir) / f"{stream}.log"
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            return f.read().decode(errors="replace"), size > limit
-    except FileNotFoundError:
-        return "", False
-
-
 @app.command("get-output")
-def get_output(task_run_id: Annotated[int, typer.Argument(help="A task run id (not a job run id).")]) -> None:
+def get_output(
+    task_run_id: Annotated[int, typer.Argument(help="A task run id (not a job run id).")],
+    profile: ProfileOpt = None,
+) -> None:
     """Print a task run's output: its error, traceback and logs (Jobs API RunOutput)."""
     with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            print_json(client.run_output(task_run_id))
+            return
+        from sluice.engine.output import run_output
+
         store = open_store(load_settings())
         try:
             print_json(run_output(store, task_run_id))
         finally:
             store.close()
-
-
-def run_output(store: Store, task_run_id: int) -> dict[str, Any]:
-    from sluice.engine.view import task_run_json
-    from sluice.errors import InvalidRequestError, NotFoundError
-
-    try:
-        tr = store.get_task_run(task_run_id)
-    except NotFoundError:
-        store.get_run(task_run_id)  # a job run id: Databricks refuses those for multi-task runs
-        raise InvalidRequestError(
-            "Retrieving the output of runs with multiple tasks is not supported. "
-            "Please retrieve the output of each individual task run instead."
-        ) from None
-    run = store.get_run(tr.job_run_id)
-    task_settings = next((t for t in run.settings.get("tasks", []) if t["task_key"] == tr.task_key), None)
-    out: dict[str, Any] = {
-        "metadata": {**task_run_json(tr, task_settings), "job_id": run.job_id, "job_run_id": run.run_id}
-    }
-    if tr.error:
-        out["error"] = tr.error
-    if tr.error_trace:
-        out["error_trace"] = tr.error_trace
-    if task_settings is not None and "notebook_task" in task_settings:
-        # Databricks: notebooks have no `logs` (their output is the notebook); notebook_output is set
-        # for every notebook task, empty when it did not call dbutils.notebook.exit.
-        out["notebook_output"] = {}
-        out.update(tr.output)
-        return out
-    stdout, cut_out = _read_log(tr.attempt_dir, "stdout", LOG_LIMIT)
-    stderr, cut_err = _read_log(tr.attempt_dir, "stderr", LOG_LIMIT)
-    if stdout or stderr:
-        out["logs"] = (stdout + stderr)[-LOG_LIMIT:]
-        out["logs_truncated"] = cut_out or cut_err or len(stdout) + len(stderr) > LOG_LIMIT
-    out.update(tr.output)
-    return out
 
 
 @app.command("export")
@@ -276,43 +309,63 @@ def export(
         Path | None,
         typer.Option("--file", "-o", help="Write the HTML here instead of to standard output."),
     ] = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Export a notebook task run as HTML: the executed notebook with its outputs, also after a failure."""
-    from sluice.errors import InvalidRequestError
-
     with errors_to_exit_codes():
-        store = open_store(load_settings())
-        try:
-            tr = store.get_task_run(task_run_id)
-            run = store.get_run(tr.job_run_id)
-        finally:
-            store.close()
-        settings: dict[str, Any] = next(
-            (t for t in run.settings.get("tasks", []) if t["task_key"] == tr.task_key), {}
-        )
-        if "notebook_task" not in settings:
-            raise InvalidRequestError(
-                f"task run {task_run_id} ('{tr.task_key}') is not a notebook task; only notebook task "
-                f"runs can be exported (see 'sluice runs get-output {task_run_id}' for its output)"
-            )
-        from sluice.notebooks.render import ensure_html
-
-        html = ensure_html(tr.attempt_dir) if tr.attempt_dir else None
-        if html is None:
-            raise InvalidRequestError(
-                f"task run {task_run_id} ('{tr.task_key}') has no executed notebook to export: it "
-                f"{'never started' if not tr.attempt_dir else 'has not finished or its kernel never started'}"
-                f" (state {tr.state}{', ' + tr.result_state if tr.result_state else ''})"
-            )
-        if output_file is None:
-            sys.stdout.write(html.read_text(encoding="utf-8"))
-            return
-        output_file.write_bytes(html.read_bytes())
+        client = remote.connect(profile)
+        html = _export_remote(client, task_run_id) if client is not None else _export_local(task_run_id)
+    if output_file is None:
+        sys.stdout.write(html)
+        return
+    output_file.write_text(html, encoding="utf-8")
     typer.echo(f"wrote {output_file}", err=True)
 
 
+def _export_remote(client: remote.Client, task_run_id: int) -> str:
+    from sluice.errors import InvalidRequestError
+
+    views = client.export_views(task_run_id)
+    if not views:
+        raise InvalidRequestError(
+            f"task run {task_run_id} has no executed notebook to export on the server: only notebook task "
+            f"runs whose kernel started can be exported (see 'sluice runs get-output {task_run_id}')"
+        )
+    chosen = next((v for v in views if v.get("name") == "notebook"), views[0])
+    return str(chosen.get("content", ""))
+
+
+def _export_local(task_run_id: int) -> str:
+    from sluice.errors import InvalidRequestError
+
+    store = open_store(load_settings())
+    try:
+        tr = store.get_task_run(task_run_id)
+        run = store.get_run(tr.job_run_id)
+    finally:
+        store.close()
+    settings: dict[str, Any] = next(
+        (t for t in run.settings.get("tasks", []) if t["task_key"] == tr.task_key), {}
+    )
+    if "notebook_task" not in settings:
+        raise InvalidRequestError(
+            f"task run {task_run_id} ('{tr.task_key}') is not a notebook task; only notebook task "
+            f"runs can be exported (see 'sluice runs get-output {task_run_id}' for its output)"
+        )
+    from sluice.notebooks.render import ensure_html
+
+    html = ensure_html(tr.attempt_dir) if tr.attempt_dir else None
+    if html is None:
+        raise InvalidRequestError(
+            f"task run {task_run_id} ('{tr.task_key}') has no executed notebook to export: it "
+            f"{'never started' if not tr.attempt_dir else 'has not finished or its kernel never started'}"
+            f" (state {tr.state}{', ' + tr.result_state if tr.result_state else ''})"
+        )
+    return html.read_text(encoding="utf-8")
+
+
 @app.command("repair")
-def repair(
+def repair(  # noqa: PLR0913, PLR0917 - the command's options, as typer passes them
     run_id: RunIdArg,
     task: Annotated[list[str] | None, typer.Option("--task", help="Re-run this task; repeatable.")] = None,
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Re-run every unsuccessful task.")] = False,
@@ -325,19 +378,39 @@ def repair(
     latest_repair_id: Annotated[
         int | None, typer.Option("--latest-repair-id", help="Required after the first repair.")
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Drive the repair here and print the run.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Drive the repair here (remote: wait for the server); print the run."),
+    ] = False,
     output: OutputOpt = Output.json,
+    profile: ProfileOpt = None,
 ) -> None:
     """Re-run tasks of a finished run inside the same run, with the job's current settings.
 
     Downstream tasks that did not succeed are re-run too (with --dependents, all downstream tasks).
-    Without --wait a background process drives the repair and {"repair_id": N} is printed.
+    Without --wait a background process (remote: the server) drives the repair and {"repair_id": N} is
+    printed.
     """
     from sluice.cli.common import parse_pairs
     from sluice.engine.clock import now_ms
     from sluice.engine.repair import repair_run
 
+    params = parse_pairs(param or [], "--param")
     with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            repair_id = client.repair_run(
+                run_id,
+                rerun_tasks=task or None,
+                rerun_all_failed_tasks=all_failed,
+                rerun_dependent_tasks=dependents,
+                latest_repair_id=latest_repair_id,
+                job_parameters=params or None,
+            )
+            if not wait:
+                print_json({"repair_id": repair_id})
+                return
+            raise typer.Exit(wait_remote(client, run_id, output))
         store = open_store(load_settings())
         try:
             record = repair_run(
@@ -348,7 +421,7 @@ def repair(
                 rerun_all_failed_tasks=all_failed,
                 rerun_dependent_tasks=dependents,
                 latest_repair_id=latest_repair_id,
-                job_parameters=parse_pairs(param or [], "--param"),
+                job_parameters=params,
             )
         finally:
             store.close()
@@ -363,11 +436,15 @@ def repair(
 def reconcile(
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing.")] = False,
 ) -> None:
-    """Take over runs whose driver died: fail their orphaned attempts, retry by policy, finish the runs."""
+    """Take over runs whose driver died: fail their orphaned attempts, retry by policy, finish the runs.
+
+    Local store only (a server reconciles its own runs).
+    """
     from sluice.cli.main import interruptible
     from sluice.engine.local import LocalRunner
 
     with errors_to_exit_codes():
+        remote.local_only("runs reconcile")
         settings = load_settings()
         store = open_store(settings)
         try:

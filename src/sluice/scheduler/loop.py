@@ -35,6 +35,7 @@ from sluice.errors import NotFoundError, SluiceError
 from sluice.scheduler import continuous, events, slots
 from sluice.scheduler.file_arrival import Listing, Scanner
 from sluice.scheduler.table_update import TableState, TableVersions, condition_met, updated_tables
+from sluice.server.crashpoints import crash_point
 from sluice.states import LifeCycleState, PauseStatus, TriggerType
 from sluice.store import Store
 from sluice.store import scheduler as rows
@@ -206,7 +207,9 @@ class Scheduler:
         state_for: Callable[[RunRecord], dict[str, Any]] | None = None,
     ) -> RunRecord | None:
         def create() -> RunRecord:
-            return run_now(self.store, w.job, now=now, trigger=trigger, trigger_info=info)[0]
+            run = run_now(self.store, w.job, now=now, trigger=trigger, trigger_info=info)[0]
+            crash_point("scheduler.slot_uncommitted")  # test hook: inside the slot's transaction
+            return run
 
         fired = rows.fire(
             self.store,
@@ -223,6 +226,7 @@ class Scheduler:
         if fired is None:
             log.info("job %s: slot %s taken by another scheduler", w.job.job_id, slot)
             return None
+        crash_point("scheduler.slot_committed")  # test hook: committed, not yet claimed
         log.info("job %s: %s run %s for slot %s", w.job.job_id, w.kind, fired[1].run_id, slot)
         return fired[1]
 

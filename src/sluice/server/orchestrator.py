@@ -32,6 +32,7 @@ from sluice.engine.identity import driver_alive
 from sluice.engine.local import LocalRunner
 from sluice.errors import InternalError
 from sluice.executors.local import LocalExecutor
+from sluice.server.crashpoints import crash_point
 from sluice.server.services import SERVICE_INTERVAL_MS, Service
 from sluice.store import Store
 
@@ -200,6 +201,7 @@ class Orchestrator:
             if self.store.take_over_run(
                 run.run_id, expected_driver=run.driver, driver=self.driver_id, now=now
             ):
+                crash_point("orchestrator.run_claimed")  # test hook: claimed, no task started
                 self.runner.submit(self.store.get_run(run.run_id))
                 got.append(run.run_id)
         if got:

@@ -19,6 +19,7 @@ import uvicorn
 
 from sluice.api.app import create_app
 from sluice.api.deps import ThreadStores
+from sluice.server import crashpoints
 from sluice.server.orchestrator import Orchestrator
 from sluice.server.services import Service, TokenJanitor
 from sluice.settings import Settings
@@ -85,11 +86,17 @@ def banner(url: str) -> None:
 def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info") -> None:
     """Serve until a signal stops it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    crashpoints.check()
     store = Store.open(settings.database_url, settings.home)
     services: list[Service] = [TokenJanitor(store)]
     services += [make(settings, store) for make in SERVICE_FACTORIES]
     orchestrator = Orchestrator(
-        store, home=settings.home, parallelism=settings.parallelism, services=services, grace_s=grace_s
+        store,
+        home=settings.home,
+        parallelism=settings.parallelism,
+        services=services,
+        grace_s=grace_s,
+        executor=crashpoints.executor(),  # None (the default executor) unless a test armed a crash point
     )
     app = create_app(
         stores=ThreadStores(settings.database_url, settings.home), on_run_created=orchestrator.wake
