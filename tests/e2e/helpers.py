@@ -284,6 +284,7 @@ class Workspace:
         assert done.returncode in (0, 1), (
             f"sluice run exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
         )
+        assert done.stdout.strip(), f"sluice run exited {done.returncode} with no Run; stderr:\n{done.stderr}"
         return Finished(done.returncode, Run(json.loads(done.stdout)), done.stderr)
 
     def start(self, *args: str) -> Background:

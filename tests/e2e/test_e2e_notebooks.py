@@ -197,7 +197,8 @@ def test_a_kernel_that_dies_fails_the_task_saying_how(nbws: Workspace, notebook:
 
 def test_a_timed_out_notebook_leaves_no_kernel_process(nbws: Workspace) -> None:
     pid_file = nbws.root / "kernel.pid"
-    task = nb_task("slow", "sleeps", params={"pid_file": str(pid_file)}, timeout_seconds=3)
+    # The timeout leaves room for a cold kernel on a busy machine (its first cell came after 3 s once).
+    task = nb_task("slow", "sleeps", params={"pid_file": str(pid_file)}, timeout_seconds=8)
     done = nbws.run(nbws.job([task]))
     assert task_result(done.run.task("slow")) == "TIMEDOUT"
     kernel_pid = read_pid(pid_file)
@@ -244,6 +245,70 @@ def test_every_python_side_magic_runs(nbws: Workspace) -> None:
         "one-line sh\n"
         "done\n"
     )
+
+
+def _cell_text(ipynb: Path, title: str) -> str:
+    """The text/plain outputs of the cell titled ``title`` in an executed ``notebook.ipynb``."""
+    nb = json.loads(ipynb.read_text())
+    for cell in nb["cells"]:
+        meta: dict[str, Any] = next((v for k, v in cell["metadata"].items() if k.endswith("+cell")), {})
+        if meta.get("title") == title:
+            return "".join(
+                "".join(o.get("data", {}).get("text/plain", "")) + "".join(o.get("text", ""))
+                for o in cell.get("outputs", [])
+            )
+    raise AssertionError(f"no cell titled {title!r} in {ipynb}")
+
+
+@pytest.mark.parametrize(
+    ("notebook", "local"),
+    [
+        ("fs_dbfs", ("dbfs", "fs-magic")),
+        ("fs_volume", ("volumes", "workspace", "fs", "files", "fs-magic")),
+    ],
+)
+def test_fs_magic_mkdirs_put_head_ls_cp_and_rm_on_dbfs_and_volumes(
+    nbws: Workspace, notebook: str, local: tuple[str, ...]
+) -> None:
+    if notebook == "fs_volume":
+        made = nbws.cli("volumes", "create", "workspace.fs.files")
+        assert made.returncode == 0, made.stderr
+    done = nbws.run(nbws.job([nb_task("f", notebook)]))
+    assert done.run.results() == {"f": "SUCCESS"}, done.run.data
+    assert logs(nbws, done.run.run_id, "f") == (
+        "hello again from %fs put\n"  # %fs head, after put -f overwrote the file
+        "listed ['deeper/', 'hello.txt']\n"  # directories end with /, as on Databricks
+        "after rm ['copy.txt']\n"
+    )
+    folder = nbws.home.joinpath(*local)
+    assert (folder / "copy.txt").read_text() == "hello again from %fs put"
+    assert not (folder / "in").exists(), "%fs rm -r removed the directory and what it held"
+    listing = _cell_text(attempt_dir(nbws, done.run.task("f")["run_id"]) / "notebook.ipynb", "List")
+    assert "hello.txt" in listing, listing
+    assert "deeper" in listing, listing
+
+
+def test_a_fs_magic_on_a_missing_file_fails_the_cell_naming_the_path(nbws: Workspace) -> None:
+    (nbws.dir / "notebooks" / "fs_missing.py").write_text(
+        "# Databricks notebook source\n# MAGIC %fs head dbfs:/no/such/file.txt\n"
+    )
+    done = nbws.run(nbws.job([nb_task("f", "fs_missing")]))
+    assert task_result(done.run.task("f")) == "FAILED"
+    assert "no/such/file.txt" in task_message(done.run.task("f"))
+
+
+@pytest.mark.skipif(not COMPUTE, reason="%sql needs the compute engine")
+def test_legacy_dollar_brace_parameters_in_sql_work_with_a_deprecation_note(nbws: Workspace) -> None:
+    done = nbws.run(nbws.job([nb_task("q", "sql_legacy", params={"n": "41"})]))
+    assert done.run.results() == {"q": "SUCCESS"}, done.run.data
+    ipynb = attempt_dir(nbws, done.run.task("q")["run_id"]) / "notebook.ipynb"
+    assert "43" in _cell_text(ipynb, "Legacy"), "the last statement's result is displayed: 41 + 2"
+    assert "42" in _cell_text(ipynb, "Marker")
+    notes = [line for line in logs(nbws, done.run.run_id, "q", "stderr").splitlines() if "deprecated" in line]
+    assert notes == [
+        "sluice: deprecated: ${n} in the %sql of cell 2 ('Legacy') is legacy text substitution; use the "
+        "parameter marker :n instead (it is bound as a value, not pasted into the SQL)"
+    ], "one note per parameter, naming it and the :name form"
 
 
 def test_a_sql_notebook_runs_its_python_cells_and_names_the_sql_cell_without_compute(

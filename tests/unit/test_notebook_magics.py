@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.notebooks.magics import _bind_parameters, split_sql, transform_databricks_magics
+from sluice.notebooks.magics import _bind_parameters, legacy_names, split_sql, transform_databricks_magics
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,9 @@ def test_named_markers_are_bound_only_outside_quotes_and_legacy_dollar_braces_ar
     text, args = _bind_parameters("SELECT ${missing}, :unknown, a::int", values)
     assert text == "SELECT ${missing}, :unknown, a::int", "unknown names are left for Spark to report"
     assert args == {}
+
+
+def test_legacy_names_are_the_substituted_dollar_brace_parameters_once_each_in_order() -> None:
+    values = {"a": "1", "b": "2"}
+    assert legacy_names("SELECT ${b}, ${a}, ${b}, ${missing}, :a", values) == ["b", "a"]
+    assert legacy_names("SELECT :a", values) == []

@@ -50,6 +50,12 @@ def _holders(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def has_notebook_tasks(settings: dict[str, Any]) -> bool:
+    """Whether a job has a notebook task (for-each nested tasks included): its executor then starts a
+    kernel ahead (``LocalExecutor.expect_notebooks``)."""
+    return any("notebook_task" in h for h in _holders(settings)[1:])
+
+
 def wants_notifications(settings: dict[str, Any]) -> bool:
     """Whether a job names any email or webhook notification or a run-duration health rule."""
     return any(
@@ -205,6 +211,8 @@ class LocalRunner:
 
     def submit(self, run: RunRecord) -> None:
         """Drive ``run``: now if it is PENDING or RUNNING, when its turn comes if it is QUEUED."""
+        if has_notebook_tasks(run.settings):
+            self.executor.expect_notebooks()  # a kernel starts ahead while the run is set up (ADR 0005)
         base_dir = base_dir_of(self.store, run)
         if run.state == LifeCycleState.QUEUED.value:
             self.driver.adopt_queued(run, base_dir=base_dir)

@@ -70,6 +70,8 @@ class LocalExecutor:
         self._answers: dict[int, dict[str, Any]] = {}  # launch answers a waiting launch() looks for
         self._spare = 0  # pid of the zygote's announced, unclaimed spare
         self._closed = False
+        self._notebooks_expected = False  # the zygote was told to expect notebook tasks
+        self._expect_pending = False  # ... and has not answered yet (the next launch waits for it)
 
     # -- life cycle -----------------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class LocalExecutor:
         self._buf = b""
         self._spare = 0
         self._closed = False
+        self._notebooks_expected = self._expect_pending = False
 
     @property
     def token(self) -> str:
@@ -132,6 +135,19 @@ class LocalExecutor:
 
     # -- the engine's calls ---------------------------------------------------------------------------
 
+    def expect_notebooks(self) -> None:
+        """Notebook tasks are coming (a job with notebook tasks was submitted): prepare for them now.
+
+        The zygote's spare starts a Jupyter kernel at once, so the first notebook task of the run does not
+        wait for a cold kernel (ADR 0005). Returns at once; idempotent. Jobs without notebook tasks never
+        call it and pay nothing.
+        """
+        if self._notebooks_expected and self._proc is not None:
+            return
+        self.start()
+        self._send({"op": "expect", "kind": "notebook"})
+        self._notebooks_expected = self._expect_pending = True
+
     def launch(self, spec: LaunchSpec) -> int:
         """Start ``spec`` as a new process group; return its pid (= pgid)."""
         if spec.attempt_id in self._live:
@@ -140,6 +156,8 @@ class LocalExecutor:
             )
         self.start()
         self._receive(0.0)  # learn of a spare announced meanwhile
+        if self._expect_pending:
+            self._await_expected()
         request = {
             "op": "launch",
             "id": spec.attempt_id,
@@ -158,6 +176,16 @@ class LocalExecutor:
             self._dirs[spec.attempt_id] = spec.attempt_dir
         self._send(request)
         return spare or self._wait_started(spec.attempt_id)
+
+    def _await_expected(self) -> None:
+        """Wait for the zygote's answer to ``expect`` (~1 ms once it runs): a spare it forked for it is
+        announced before, so this launch can name it."""
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while self._expect_pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._receive(remaining):
+                self._expect_pending = False
+                return
 
     def _wait_started(self, attempt_id: int) -> int:
         deadline = time.monotonic() + LAUNCH_TIMEOUT
@@ -289,6 +317,8 @@ class LocalExecutor:
             self._on_answer(msg)
         elif ev == "closed":
             self._closed = True
+        elif ev == "expected":
+            self._expect_pending = False
 
     def _on_answer(self, msg: dict[str, Any]) -> None:
         attempt_id = int(msg["id"])
@@ -324,6 +354,7 @@ class LocalExecutor:
         proc, sock = self._proc, self._sock
         self._proc = self._sock = self._poller = None
         self._spare = 0
+        self._notebooks_expected = self._expect_pending = False
         if sock is not None:
             sock.close()
         if proc is not None:

@@ -45,6 +45,8 @@ _LONG_ATTEMPT = 0.5
 _REAP_ALL_TIMEOUT = 3.0
 #: Spares start a notebook kernel ahead while one of this many last launches was a notebook task.
 _NOTEBOOK_MEMORY = 4
+#: A message on a spare's pipe that is not a task: start a notebook kernel ahead (notebooks are expected).
+_WARM_NOTEBOOK = "warm_notebook"
 _BLOCKED = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
@@ -213,9 +215,11 @@ class Zygote:
         #: Called in a spare before it waits (``taskmain.warm_up`` once the zygote preloaded it).
         self.warm_up: Callable[[], None] = _nothing
         self.plain_warm_up: Callable[[], None] = _nothing
-        #: Warm-up of spares that start a notebook kernel ahead of time, once a notebook task was seen.
+        #: Warm-up of spares that start a notebook kernel ahead, once a notebook task was seen or expected.
         self.notebook_warm_up: Callable[[], None] | None = None
         self.recent_kinds: list[bool] = []  # of the last launches: was it a notebook task?
+        self.notebooks_preloaded = False  # the notebook client libraries are imported here
+        self.spare_notebook = False  # the waiting spare started a kernel ahead
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -299,6 +303,8 @@ class Zygote:
             self._kill(int(msg["id"]), float(msg.get("grace", DEFAULT_KILL_GRACE)))
         elif op == "close":
             self._begin_close(float(msg.get("grace", 1.0)))
+        elif op == "expect":
+            return self._expect(str(msg.get("kind")))
         return None
 
     # -- launching ------------------------------------------------------------------------------------
@@ -400,18 +406,56 @@ class Zygote:
             return self._spare_wait(read_fd)
         os.close(read_fd)
         self.spare_pid, self.spare_w, self.spare_born = pid, write_fd, time.monotonic()
+        self.spare_notebook = self.warm_up is self.notebook_warm_up
         self._send({"ev": "spare", "pid": pid})
         return None
 
     def _spare_wait(self, read_fd: int) -> dict[str, Any]:
         self.warm_up()
         with os.fdopen(read_fd, "rb") as pipe:
-            header = pipe.read(8)
-            if len(header) < 8:
-                os._exit(0)  # the zygote let us go (closing) or died
-            request: dict[str, Any] = json.loads(pipe.read(int.from_bytes(header, "big")))
+            while True:
+                header = pipe.read(8)
+                if len(header) < 8:
+                    os._exit(0)  # the zygote let us go (closing) or died
+                request: dict[str, Any] = json.loads(pipe.read(int.from_bytes(header, "big")))
+                if request.get("op") != _WARM_NOTEBOOK:
+                    break
+                _notebook_warm_up()  # notebook tasks are expected: start a kernel while we wait
         self.libc.mark(int(request["id"]))
         return request
+
+    def _expect(self, kind: str) -> dict[str, Any] | None:
+        """The control plane expects tasks of ``kind`` soon (a notebook job was submitted): get ready now.
+
+        For notebooks, spares start a kernel ahead from now on; the waiting spare starts one at once (told
+        through its pipe), or, with no spare waiting, one is forked now. The notebook client libraries are
+        imported here only at the first notebook launch: until then the spare imports them itself, beside
+        its booting kernel, and the zygote stays free to answer. Always answers ``expected`` (after the
+        ``spare`` event, if any), which the control plane waits for before its next launch.
+        """
+        request = None
+        if kind == "notebook":
+            self.recent_kinds = [*self.recent_kinds[-(_NOTEBOOK_MEMORY - 1) :], True]
+            if self.notebook_warm_up is None:
+                self.notebook_warm_up = _notebook_warm_up
+            self.warm_up = self.notebook_warm_up
+            if self.spare_pid > 0 and not self.spare_notebook:
+                self._warm_spare()
+            elif self.spare_pid <= 0:
+                self.want_spare = False
+                request = self._make_spare()
+        if request is None:
+            self._send({"ev": "expected", "kind": kind})
+        return request
+
+    def _warm_spare(self) -> None:
+        """Tell the waiting (plain) spare to start a notebook kernel ahead; its pid stays the same."""
+        data = json.dumps({"op": _WARM_NOTEBOOK}).encode()
+        try:
+            os.write(self.spare_w, len(data).to_bytes(8, "big") + data)  # tiny: one atomic pipe write
+        except OSError:
+            return  # the spare died: reaped later, replaced by a new (notebook) spare
+        self.spare_notebook = True
 
     def _note_kind(self, kind: str) -> None:
         """Spares start a notebook kernel ahead of time while notebook tasks are among the recent launches.
@@ -422,7 +466,8 @@ class Zygote:
         """
         notebook = kind == "notebook"
         self.recent_kinds = [*self.recent_kinds[-(_NOTEBOOK_MEMORY - 1) :], notebook]
-        if notebook and self.notebook_warm_up is None:
+        if notebook and not self.notebooks_preloaded:
+            self.notebooks_preloaded = True
             self.notebook_warm_up = _preload_notebook_support()
         if self.notebook_warm_up is not None:
             self.warm_up = self.notebook_warm_up if any(self.recent_kinds) else self.plain_warm_up
@@ -574,6 +619,13 @@ def _preload_notebook_support() -> Callable[[], None]:
     runner.preload()
     gc.freeze()
     return taskmain.warm_up_for_notebooks
+
+
+def _notebook_warm_up() -> None:
+    """A spare's warm-up for notebook tasks before the zygote imported the notebook client libraries."""
+    from sluice.executors import taskmain
+
+    taskmain.warm_up_for_notebooks()
 
 
 def _nothing() -> None:

@@ -7,7 +7,8 @@ IPython cell magics (``%%sluice_sql``) before IPython parses them, and the cell 
 - ``%python``: the rest of the cell is Python;
 - ``%md`` / ``%md-sandbox``: displayed as Markdown (a job's runner does not send markdown cells at all);
 - ``%sql``: each statement through ``spark.sql(...)``, the last result displayed; ``${name}`` is replaced
-  by the widget's value and ``:name`` markers are bound to widget values (Databricks' parameter markers);
+  by the widget's value (legacy: a deprecation note naming the ``:name`` form goes to the task's stderr)
+  and ``:name`` markers are bound to widget values (Databricks' parameter markers);
 - ``%sh``: ``bash -c`` on this machine in the notebook's working directory, output streamed into the cell;
   a non-zero exit status fails the cell;
 - ``%fs``: ``dbutils.fs`` shorthand (``%fs ls /path`` is ``dbutils.fs.ls("/path")``, ``-r`` sets recurse);
@@ -211,6 +212,29 @@ def _bind_parameters(statement: str, values: Mapping[str, str]) -> tuple[str, di
     return text, {name: values[name] for name in wanted if name in values}
 
 
+def legacy_names(statement: str, values: Mapping[str, str]) -> list[str]:
+    """The parameters a statement uses in the legacy ``${name}`` form (those with a value), in order."""
+    found = [m.group(1) for m in _LEGACY_SUBST.finditer(statement) if m.group(1) in values]
+    return list(dict.fromkeys(found))
+
+
+#: Legacy ``${name}`` parameters already reported in this kernel (one note per name and notebook run).
+_legacy_reported: set[str] = set()
+
+
+def _note_legacy(names: list[str], where: str) -> None:
+    """A deprecation note in the task log (stderr) for each legacy ``${name}`` not reported yet."""
+    for name in names:
+        if name in _legacy_reported:
+            continue
+        _legacy_reported.add(name)
+        print(
+            f"sluice: deprecated: ${{{name}}} in the %sql of {where} is legacy text substitution; "
+            f"use the parameter marker :{name} instead (it is bound as a value, not pasted into the SQL)",
+            file=sys.stderr,
+        )
+
+
 def run_sql(shell: InteractiveShell, query: str) -> None:
     """``%sql``: every statement through ``spark.sql``; the last one's result is displayed."""
     statements = split_sql(query)
@@ -227,6 +251,7 @@ def run_sql(shell: InteractiveShell, query: str) -> None:
     values = _widget_values(shell)
     result: Any = None
     for statement in statements:
+        _note_legacy(legacy_names(statement, values), where)
         text, args = _bind_parameters(statement, values)
         result = spark.sql(text, args=args) if args else spark.sql(text)
     if result is not None:

@@ -16,7 +16,8 @@
    (:mod:`sluice.notebooks.render`), not on the task's time.
 
 A spare task process of the zygote starts a kernel ahead of time (:func:`prestart`) once the executor has
-run notebook tasks; :func:`run` then hands that kernel its attempt instead of starting one (ADR 0005).
+run notebook tasks or was told they are coming (``LocalExecutor.expect_notebooks``); :func:`run` then
+hands that kernel its attempt instead of starting one (ADR 0005).
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _launch_kernel(path: str, connection_file: str, labels_file: str) -> subproc
 def prestart() -> None:
     """In a spare task process, before it has a task: start a kernel that initialises and then waits.
 
-    Called by the zygote's spares once the executor has run notebook tasks (ADR 0005). The kernel is this
+    Called by the zygote's spares once the executor ran or expects notebooks (ADR 0005). The kernel is this
     process's child in its process group, like a kernel started by the task: should the spare get another
     kind of task, :func:`discard_prestarted` ends it; should the spare be killed, its group goes with it.
     """
@@ -181,6 +182,8 @@ def prestart() -> None:
         stderr=subprocess.DEVNULL,
     )
     _prestarted = _Kernel(process, tmp, connection_file)
+    if _tee_class is None:  # forked before the zygote imported the client side: import it as the kernel boots
+        preload()
 
 
 def discard_prestarted() -> None:
