@@ -139,6 +139,21 @@ def test_load_ext_sluice_gives_dbutils_display_and_live_widgets(tmp_path: Path) 
     assert "2 rows" in table["text/plain"]
 
 
+def test_load_ext_sluice_gives_spark_on_a_server_of_its_own(tmp_path: Path) -> None:
+    outputs = execute(
+        tmp_path,
+        [
+            "%load_ext sluice",
+            "print(repr(spark).startswith('<spark: a Spark Connect session, created on first use>'))",
+            "import os\nos.environ.pop('SPARK_REMOTE', None)\n"
+            f"os.environ['SLUICE_HOME'] = {str(tmp_path / 'home')!r}\n"
+            "print(spark.sql('SELECT 40 + 2 AS answer').first()['answer'])",
+        ],
+    )
+    assert texts(outputs[1]).strip() == "True"
+    assert texts(outputs[2]).strip() == "42"
+
+
 def test_widgets_show_as_text_without_ipywidgets(tmp_path: Path) -> None:
     outputs = execute(
         tmp_path,
