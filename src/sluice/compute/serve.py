@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -103,7 +104,7 @@ def _spark_command(port: int) -> list[str]:
         raise SystemExit(
             "engine 'spark' needs Java 17 or newer: install it (e.g. apt install openjdk-17-jre)"
         )
-    return [
+    command = [
         str(submit),
         "--class",
         "org.apache.spark.sql.connect.service.SparkConnectServer",
@@ -112,9 +113,25 @@ def _spark_command(port: int) -> list[str]:
         "--conf",
         "spark.connect.grpc.binding.address=127.0.0.1",
         "--conf",
-        "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-        "spark-internal",
+        "spark.sql.session.timeZone=UTC",
     ]
+    if list((Path(spark_home) / "jars").glob("delta-spark*.jar")):
+        # Delta Lake's jars are not part of pyspark: with them (copied into jars/, or SPARK_HOME of a
+        # Spark with Delta) tables are Delta as on Sail; without them the catalog's Delta tables are out
+        # of reach and the server says so in its log.
+        command += [
+            "--conf",
+            "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+            "--conf",
+            "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        ]
+    else:
+        print(
+            f"sluice: no Delta Lake jars in {spark_home}/jars: Delta tables are unavailable on this server",
+            file=sys.stderr,
+            flush=True,
+        )
+    return [*command, "spark-internal"]
 
 
 def _port_open(port: int) -> bool:
