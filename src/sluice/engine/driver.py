@@ -83,7 +83,7 @@ class Driver:
         compute: ComputeManager | None = None,
     ) -> None:
         self.store = store
-        #: Job clusters: Spark Connect servers started on a run's first Spark task, stopped at its end.
+        #: Where tasks send Spark work; a run's job clusters (started by its tasks) stop when it ends.
         self.compute = compute or ComputeManager.for_store(store, home)
         self.executor = executor
         self.home = home
