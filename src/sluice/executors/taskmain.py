@@ -236,15 +236,22 @@ def _wheel_runner(target: str, argv: Sequence[str], extra_path: str) -> Callable
     return run_entry_point
 
 
-def _notebook_runner(target: str, attempt_dir: str, extra_path: str) -> Callable[[], object]:
-    """A notebook task: :func:`sluice.notebooks.runner.run` runs it in a Jupyter kernel, returns a status."""
+def _path_runner(
+    what: str, target: str, extra_path: str, run: Callable[[str], object]
+) -> Callable[[], object]:
+    """A task that runs the file ``target`` through ``run`` (notebooks, SQL files), its folder on the path."""
     path = os.path.abspath(target)
     if not os.path.isfile(path):
-        raise TaskSetupError(f"notebook '{target}' does not exist (looked at {path})")
+        raise TaskSetupError(f"{what} '{target}' does not exist (looked at {path})")
     _prepend_pythonpath(os.path.dirname(path), extra_path)
     sys.argv = [path]
+    return lambda: run(path)
 
-    def run_notebook() -> object:
+
+def _notebook_runner(target: str, attempt_dir: str, extra_path: str) -> Callable[[], object]:
+    """A notebook task: :func:`sluice.notebooks.runner.run` runs it in a Jupyter kernel, returns a status."""
+
+    def run_notebook(path: str) -> object:
         from sluice.notebooks import runner
 
         try:
@@ -252,18 +259,13 @@ def _notebook_runner(target: str, attempt_dir: str, extra_path: str) -> Callable
         except runner.NotebookSetupError as exc:
             raise TaskSetupError(str(exc)) from None
 
-    return run_notebook
+    return _path_runner("notebook", target, extra_path, run_notebook)
 
 
 def _sql_runner(target: str, attempt_dir: str, extra_path: str) -> Callable[[], object]:
     """A SQL task: :func:`sluice.sqltask.run` runs the file's statements through ``spark``."""
-    path = os.path.abspath(target)
-    if not os.path.isfile(path):
-        raise TaskSetupError(f"SQL file '{target}' does not exist (looked at {path})")
-    _prepend_pythonpath(os.path.dirname(path), extra_path)
-    sys.argv = [path]
 
-    def run_sql() -> object:
+    def run_sql(path: str) -> object:
         from sluice import sqltask
 
         try:
@@ -271,7 +273,7 @@ def _sql_runner(target: str, attempt_dir: str, extra_path: str) -> Callable[[], 
         except sqltask.SqlTaskError as exc:
             raise TaskSetupError(str(exc)) from None
 
-    return run_sql
+    return _path_runner("SQL file", target, extra_path, run_sql)
 
 
 def _find_entry_point(package: str, name: str) -> Callable[[], object]:
