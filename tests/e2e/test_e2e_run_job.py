@@ -18,10 +18,8 @@ if sys.argv[2] == "fail":
     raise SystemExit("child failed on purpose")
 """
 
-BUNDLE = """
-bundle: {name: rj}
-resources:
-  jobs:
+#: The job the parents below run: prints its parameters, fails when mode is "fail".
+CHILD = """
     child:
       name: child
       max_concurrent_runs: 5
@@ -31,7 +29,15 @@ resources:
           spark_python_task:
             python_file: hello.py
             parameters: ["{{job.parameters.who}}", "{{job.parameters.mode}}"]
-    parent:
+"""
+
+BUNDLE = (
+    """
+bundle: {name: rj}
+resources:
+  jobs:"""
+    + CHILD
+    + """    parent:
       name: parent
       tasks:
         - task_key: call
@@ -42,6 +48,7 @@ resources:
           depends_on: [{task_key: call}]
           spark_python_task: {python_file: hello.py, parameters: [after, ok]}
 """
+)
 
 
 def test_a_bundle_job_runs_a_sibling_by_key(ws: Workspace) -> None:
@@ -125,20 +132,13 @@ def test_task_parameters_json_shape(ws: Workspace) -> None:
     assert "'a'" in task_message(done.run.task("call")), json.dumps(done.run.task("call"))
 
 
-FOR_EACH_BUNDLE = """
+FOR_EACH_BUNDLE = (
+    """
 bundle: {name: rjfe}
 resources:
-  jobs:
-    child:
-      name: child
-      max_concurrent_runs: 5
-      parameters: [{name: who, default: nobody}, {name: mode, default: ok}]
-      tasks:
-        - task_key: hello
-          spark_python_task:
-            python_file: hello.py
-            parameters: ["{{job.parameters.who}}", "{{job.parameters.mode}}"]
-    fan:
+  jobs:"""
+    + CHILD
+    + """    fan:
       name: fan
       tasks:
         - task_key: each
@@ -151,6 +151,7 @@ resources:
                 job_id: "${resources.jobs.child.id}"
                 job_parameters: {who: "{{input.who}}", mode: "{{input.mode}}"}
 """
+)
 
 
 def test_a_for_each_runs_a_job_per_iteration(ws: Workspace) -> None:
