@@ -74,6 +74,29 @@ def test_an_edit_is_seen(tmp_path: Path) -> None:
     assert cache.load_validated(job)[0].settings["name"] == "two"
 
 
+def test_an_edit_that_keeps_size_and_modification_time_is_seen(tmp_path: Path) -> None:
+    job = tmp_path / "job.yml"
+    job.write_text(JOB)
+    stamp = job.stat().st_mtime_ns
+    cache.load_validated(job)
+    job.write_text(JOB.replace("name: one", "name: two"))
+    os.utime(job, ns=(stamp, stamp))
+    assert cache.load_validated(job)[0].settings["name"] == "two"
+
+
+def test_a_rewrite_with_the_same_bytes_still_hits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = tmp_path / "job.yml"
+    job.write_text(JOB)
+    cache.load_validated(job)
+    _touch_later(job, JOB)
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the job was loaded again")
+
+    monkeypatch.setattr("sluice.spec.validate.load_and_validate", no_load)
+    assert cache.load_validated(job)[0].settings["name"] == "one"
+
+
 def test_an_edit_that_breaks_the_job_is_reported(tmp_path: Path) -> None:
     job = tmp_path / "job.yml"
     job.write_text(JOB)

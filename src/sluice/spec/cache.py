@@ -2,8 +2,9 @@
 
 Like ``__pycache__`` for Python source: an entry holds the validated Jobs API JSON of every job a file
 defines, and the exact inputs it was computed from — the path given, target, ``--var`` values, the
-``BUNDLE_VAR_*`` environment, the local user, every file the loader read (modification time and size) and
-every include glob with what it matched. An entry is used only when all of those are unchanged; anything
+``BUNDLE_VAR_*`` environment, the local user, every file the loader read (its size and a digest of its
+bytes, so a file rewritten with the same content — a ``git checkout``, a generator — still hits) and every
+include glob with what it matched. An entry is used only when all of those are unchanged; anything
 else reloads and revalidates. The cache lives in ``$SLUICE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/sluice`` or ``~/.cache/sluice``); ``SLUICE_CACHE_DIR=off`` disables it.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 import sluice
 
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,14 @@ def _entry_name(path: Path, target: str | None, variables: Mapping[str, str], jo
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32] + ".json"
 
 
-def _stamp(path: str) -> list[int] | None:
+def _stamp(path: str) -> list[Any] | None:
+    """The size and BLAKE2b digest of a file's bytes; None when it cannot be read."""
     try:
-        st = os.stat(path)
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError:
         return None
-    return [st.st_mtime_ns, st.st_size]
+    return [len(data), hashlib.blake2b(data, digest_size=16).hexdigest()]
 
 
 def _still_valid(reads: list[list[Any]]) -> bool:
