@@ -429,14 +429,17 @@ async def _wait_for_ready(kc: Any, timeout: float) -> None:
 
     jupyter_client's ``wait_for_ready`` then waits for 0.2 s of iopub silence on every start; seeing the
     request's own ``idle`` status proves the subscription is live (no output of the first cell is lost),
-    without the wait. Replies to repeated requests are ignored later (nbclient matches message ids).
+    without the wait. A request sent while the kernel still boots is answered once it listens (ZeroMQ queues
+    it), but its ``idle`` status may be published before our subscription reaches the kernel: then the
+    status is gone for good, so after the shell reply we give iopub only :data:`_IDLE_WAIT` before asking
+    again. Replies to repeated requests are ignored later (nbclient matches message ids).
     """
     from queue import Empty
 
     deadline = time.monotonic() + timeout
     while True:
         msg_id = kc.kernel_info()
-        if await _reply_and_idle(kc, msg_id, min(1.0, max(0.0, deadline - time.monotonic()))):
+        if await _reply_and_idle(kc, msg_id, deadline):
             return
         if not await kc.is_alive():
             raise RuntimeError("the kernel died before it answered")
@@ -447,11 +450,20 @@ async def _wait_for_ready(kc: Any, timeout: float) -> None:
                 await kc.get_shell_msg(timeout=0)
 
 
-async def _reply_and_idle(kc: Any, msg_id: str, wait: float) -> bool:
+#: How long iopub gets to show a request's ``idle`` status once its shell reply is in, before asking again.
+_IDLE_WAIT = 0.05
+#: How long to wait for a shell reply before checking that the kernel process still lives.
+_LIVENESS_CHECK = 1.0
+
+
+async def _reply_and_idle(kc: Any, msg_id: str, deadline: float) -> bool:
+    """The shell reply to ``msg_id`` (waiting up to :data:`_LIVENESS_CHECK`), then its iopub ``idle``
+    status (waiting up to :data:`_IDLE_WAIT`): True when both came."""
     from queue import Empty
 
-    end = time.monotonic() + wait
-    for shell, get in ((True, kc.get_shell_msg), (False, kc.get_iopub_msg)):
+    steps = ((True, kc.get_shell_msg, _LIVENESS_CHECK), (False, kc.get_iopub_msg, _IDLE_WAIT))
+    for shell, get, wait in steps:
+        end = min(deadline, time.monotonic() + wait)
         while True:
             left = end - time.monotonic()
             if left <= 0:
