@@ -67,11 +67,21 @@ def test_a_subscribed_kernel_is_ready_after_one_request() -> None:
 def test_a_lost_idle_status_is_asked_for_again_after_the_short_iopub_wait() -> None:
     kc = BootingKernel(lost=2)
     asyncio.run(runner._wait_for_ready(kc, 5.0))
-    # two requests whose idle never came, then the one that proves the subscription; each lost one cost
-    # only the short iopub wait, not the liveness check's full second
+    # two requests whose idle never came, then the one that proves the subscription; the first lost one
+    # cost only the short iopub wait, not the liveness check's full second; the wait doubles on each retry
     assert kc.requests == ["m0", "m1", "m2"]
-    assert kc.iopub_waits
-    assert max(kc.iopub_waits) <= runner._IDLE_WAIT < runner._LIVENESS_CHECK
+    assert kc.iopub_waits[0] <= runner._IDLE_WAIT < runner._LIVENESS_CHECK
+    assert kc.iopub_waits[1] <= 2 * runner._IDLE_WAIT
+    assert kc.iopub_waits[1] > runner._IDLE_WAIT
+
+
+def test_the_iopub_wait_grows_to_the_liveness_check_on_a_slow_machine() -> None:
+    kc = BootingKernel(lost=6)
+    asyncio.run(runner._wait_for_ready(kc, 30.0))
+    assert len(kc.requests) == 7
+    firsts = [w for w in kc.iopub_waits if w > 0]
+    assert max(firsts) <= runner._LIVENESS_CHECK
+    assert max(firsts) > runner._LIVENESS_CHECK / 2
 
 
 def test_a_dead_kernel_is_reported() -> None:

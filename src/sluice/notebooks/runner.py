@@ -432,15 +432,18 @@ async def _wait_for_ready(kc: Any, timeout: float) -> None:
     without the wait. A request sent while the kernel still boots is answered once it listens (ZeroMQ queues
     it), but its ``idle`` status may be published before our subscription reaches the kernel: then the
     status is gone for good, so after the shell reply we give iopub only :data:`_IDLE_WAIT` before asking
-    again. Replies to repeated requests are ignored later (nbclient matches message ids).
+    again, twice as long on each retry (up to :data:`_LIVENESS_CHECK`: a loaded machine may be slow to deliver
+    a status that is coming). Replies to repeated requests are ignored later (nbclient matches message ids).
     """
     from queue import Empty
 
     deadline = time.monotonic() + timeout
+    idle_wait = _IDLE_WAIT
     while True:
         msg_id = kc.kernel_info()
-        if await _reply_and_idle(kc, msg_id, deadline):
+        if await _reply_and_idle(kc, msg_id, deadline, idle_wait):
             return
+        idle_wait = min(2 * idle_wait, _LIVENESS_CHECK)
         if not await kc.is_alive():
             raise RuntimeError("the kernel died before it answered")
         if time.monotonic() >= deadline:
@@ -450,18 +453,19 @@ async def _wait_for_ready(kc: Any, timeout: float) -> None:
                 await kc.get_shell_msg(timeout=0)
 
 
-#: How long iopub gets to show a request's ``idle`` status once its shell reply is in, before asking again.
+#: How long iopub first gets to show a request's ``idle`` status once its shell reply is in, before asking
+#: again (doubled on each retry).
 _IDLE_WAIT = 0.05
 #: How long to wait for a shell reply before checking that the kernel process still lives.
 _LIVENESS_CHECK = 1.0
 
 
-async def _reply_and_idle(kc: Any, msg_id: str, deadline: float) -> bool:
+async def _reply_and_idle(kc: Any, msg_id: str, deadline: float, idle_wait: float) -> bool:
     """The shell reply to ``msg_id`` (waiting up to :data:`_LIVENESS_CHECK`), then its iopub ``idle``
-    status (waiting up to :data:`_IDLE_WAIT`): True when both came."""
+    status (waiting up to ``idle_wait``): True when both came."""
     from queue import Empty
 
-    steps = ((True, kc.get_shell_msg, _LIVENESS_CHECK), (False, kc.get_iopub_msg, _IDLE_WAIT))
+    steps = ((True, kc.get_shell_msg, _LIVENESS_CHECK), (False, kc.get_iopub_msg, idle_wait))
     for shell, get, wait in steps:
         end = min(deadline, time.monotonic() + wait)
         while True:
