@@ -103,7 +103,7 @@ def main() -> None:
             print(
                 f"stored {len(ids)} runs ({2 * len(ids)} task runs) in {time.perf_counter() - started:.1f} s"
             )
-            token, _ = create_token(store, comment="bench", now=now_ms())
+            token, _ = create_token(store, comment="bench", now=now_ms(), user_name="bench")
         port = free_port()
         env = {**os.environ, "SLUICE_HOME": str(home)}
         server = subprocess.Popen(

@@ -17,6 +17,7 @@ from databricks.sdk.errors import BadRequest, NotFound, PermissionDenied, Resour
 from databricks.sdk.service import jobs
 
 from e2e.helpers import GATE, Background, Workspace, pid_alive, read_pid, wait_for
+from sluice.identity import local_user
 
 TIMEOUT = timedelta(seconds=60)
 
@@ -99,6 +100,28 @@ def test_sdk_creates_runs_and_reads_a_job(server: Server) -> None:
     assert [j.job_id for j in w.jobs.list(name="SDK-JOB")] == [created.job_id]
     with pytest.raises(BadRequest, match="multiple tasks is not supported"):
         w.jobs.get_run_output(run.run_id)  # type: ignore[arg-type]
+
+
+def test_sdk_current_user_workspace_id_and_creator(server: Server) -> None:
+    ws = server.ws
+    created = ws.json(
+        "tokens", "create", "--comment", "analyst", "--user", "analyst@example.com", "--output", "json"
+    )
+    w = server.client(created["token_value"])
+    me = w.current_user.me()
+    assert me.user_name == "analyst@example.com"
+    assert [e.value for e in me.emails or []] == ["analyst@example.com"]
+    workspace_id = w.get_workspace_id()
+    header = httpx.get(
+        f"{server.url}/api/2.0/preview/scim/v2/Me",
+        headers={"Authorization": f"Bearer {created['token_value']}"},
+    ).headers["X-Databricks-Org-Id"]
+    assert workspace_id == int(header)
+    assert len(str(workspace_id)) == 16
+    job = w.jobs.create(name="owned", tasks=[py("a", ws.write("a.py", "pass\n"))])
+    assert w.jobs.get(job.job_id).creator_user_name == "analyst@example.com"  # type: ignore[arg-type]
+    # the server's first token was created without --user: it acts as the local user who created it
+    assert server.client().current_user.me().user_name == local_user()
 
 
 def test_sdk_update_reset_delete_and_not_found(server: Server) -> None:

@@ -14,10 +14,12 @@ from api_harness import client, serving
 from sluice.api.app import create_app
 from sluice.engine.clock import now_ms
 from sluice.errors import InvalidJobError
+from sluice.identity import local_user
 from sluice.spec.jobs import JobSettings
 from sluice.spec.validate import validate_settings
 from sluice.store import Store
-from sluice.store.tokens import create_token, revoke_token
+from sluice.store.tokens import create_token, digest, revoke_token
+from sluice.store.workspace import workspace_id
 
 
 @dataclass
@@ -44,7 +46,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def api(tmp_path: Path, database: str) -> Iterator[Api]:
     store = Store.open(database, tmp_path)
-    token, _ = create_token(store, comment="tests", now=now_ms())
+    token, _ = create_token(store, comment="tests", now=now_ms(), user_name="tester@example.com")
     rings: list[int] = []
     app = create_app(store, on_run_created=lambda: rings.append(1))
     with serving(app) as url, client(url, token) as http:
@@ -77,7 +79,8 @@ def create_job(api: Api, **settings: Any) -> int:
 def test_health_and_well_known_need_no_token(api: Api) -> None:
     with client(api.url, None) as anonymous:
         assert anonymous.get("/health").json()["status"] == "ok"
-        assert anonymous.get("/.well-known/databricks-config").json() == {"oidc_endpoint": ""}
+        config = anonymous.get("/.well-known/databricks-config").json()
+        assert config == {"oidc_endpoint": "", "workspace_id": str(workspace_id(api.store))}
         status, code, message = error(anonymous.get("/api/2.2/jobs/list"))
     assert (status, code) == (401, "UNAUTHENTICATED")
     assert "sluice tokens create" in message
@@ -86,19 +89,60 @@ def test_health_and_well_known_need_no_token(api: Api) -> None:
 def test_unknown_revoked_and_expired_tokens_are_refused(api: Api) -> None:
     with client(api.url, "dapi" + "0" * 64) as stranger:
         assert error(stranger.get("/api/2.2/jobs/list"))[:2] == (403, "PERMISSION_DENIED")
-    old, info = create_token(api.store, comment="old", now=now_ms() - 10_000, lifetime_seconds=1)
+    old, info = create_token(
+        api.store, comment="old", now=now_ms() - 10_000, user_name="tester@example.com", lifetime_seconds=1
+    )
     with client(api.url, old) as expired:
         status, _, message = error(expired.get("/api/2.2/jobs/list"))
     assert status == 403
     assert f"token {info.token_id} expired" in message
     assert api.http.get("/api/2.2/jobs/list").status_code == 200
-    mine, info = create_token(api.store, comment="mine", now=now_ms())
+    mine, info = create_token(api.store, comment="mine", now=now_ms(), user_name="tester@example.com")
     with client(api.url, mine) as revoked:
         assert revoked.get("/api/2.2/jobs/list").status_code == 200
         revoke_token(api.store, info.token_id, now=now_ms())
         status, _, message = error(revoked.get("/api/2.2/jobs/list"))
     assert status == 403
     assert "revoked" in message
+
+
+def test_me_is_the_token_user_and_names_the_workspace(api: Api) -> None:
+    r = api.http.get("/api/2.0/preview/scim/v2/Me")
+    assert r.status_code == 200, r.text
+    me = r.json()
+    assert me["userName"] == me["displayName"] == "tester@example.com"
+    assert me["emails"] == [{"value": "tester@example.com", "type": "work", "primary": True}]
+    assert me["active"] is True
+    assert me["id"].isdigit()
+    assert len(me["id"]) == 16
+    assert r.headers["X-Databricks-Org-Id"] == str(workspace_id(api.store))
+    other, _ = create_token(api.store, comment="ops", now=now_ms(), user_name="ops")
+    with client(api.url, other) as ops:
+        them = ops.get("/api/2.0/preview/scim/v2/Me").json()
+    assert (them["userName"], them["emails"]) == ("ops", [])
+    assert them["id"] != me["id"]
+    with client(api.url, None) as anonymous:
+        assert error(anonymous.get("/api/2.0/preview/scim/v2/Me"))[:2] == (401, "UNAUTHENTICATED")
+
+
+def test_a_token_from_before_users_acts_as_the_local_user(api: Api) -> None:
+    value = "dapi" + "1" * 64
+    api.store._write(
+        "INSERT INTO api_tokens (token_id, token_hash, comment, creation_time, expiry_time, revoked_time) "
+        "VALUES ('legacy', :h, 'from 0006', 1, -1, 0)",
+        {"h": digest(value)},
+    )
+    with client(api.url, value) as legacy:
+        assert legacy.get("/api/2.0/preview/scim/v2/Me").json()["userName"] == local_user()
+
+
+def test_jobs_and_tokens_created_through_the_api_belong_to_the_caller(api: Api) -> None:
+    job_id = create_job(api, name="owned")
+    job = api.http.get("/api/2.2/jobs/get", params={"job_id": job_id}).json()
+    assert job["creator_user_name"] == job["run_as_user_name"] == "tester@example.com"
+    created = api.http.post("/api/2.0/token/create", json={"comment": "child"}).json()
+    with client(api.url, created["token_value"]) as child:
+        assert child.get("/api/2.0/preview/scim/v2/Me").json()["userName"] == "tester@example.com"
 
 
 def test_token_api_creates_lists_and_revokes(api: Api) -> None:

@@ -74,10 +74,10 @@ def test_stop_ends_the_loop_thread(store: Store, tmp_path: Path) -> None:
 
 def test_token_janitor_deletes_long_dead_tokens(store: Store) -> None:
     day = 86_400_000
-    _, old = create_token(store, comment="old", now=0, lifetime_seconds=1)
-    _, revoked = create_token(store, comment="revoked", now=0)
+    _, old = create_token(store, comment="old", now=0, user_name="ops", lifetime_seconds=1)
+    _, revoked = create_token(store, comment="revoked", now=0, user_name="ops")
     revoke_token(store, revoked.token_id, now=40 * day)
-    _, live = create_token(store, comment="live", now=0)
+    _, live = create_token(store, comment="live", now=0, user_name="ops")
     janitor = TokenJanitor(store, keep_days=30)
     janitor.tick(50 * day)
     assert janitor.purged == 1

@@ -8,15 +8,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from sluice.errors import InvalidRequestError, SluiceError
-from sluice.store import Store, db, schema
+from sluice.store import Store, db, migrations, schema
 from sluice.store.migrations import head_revision
 from sluice.store.testing import postgres_schema, require_postgres
+from sluice.store.tokens import list_tokens
+from sluice.store.workspace import workspace_id
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -124,3 +127,32 @@ def test_postgresql_urls_with_driver_name_are_accepted(tmp_path: Path) -> None:
         Store.open(url.replace("postgresql://", "postgresql+psycopg://", 1), tmp_path) as store,
     ):
         assert store.backend == "postgresql"
+
+
+def test_the_workspace_id_is_drawn_once_per_store(fresh_url: str, tmp_path: Path) -> None:
+    with Store.open(fresh_url, tmp_path) as store:
+        first = workspace_id(store)
+    with Store.open(fresh_url, tmp_path) as store:
+        assert workspace_id(store) == first
+    assert 10**15 <= first < 10**16
+    with Store.open("sqlite:///:memory:", tmp_path) as other:
+        assert workspace_id(other) != first
+
+
+def test_tokens_of_a_0006_store_survive_the_upgrade(fresh_url: str, tmp_path: Path) -> None:
+    if fresh_url.startswith("sqlite:///"):
+        Path(fresh_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    engine = engine_for(fresh_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrations.config(conn), "0006")
+            conn.exec_driver_sql(
+                "INSERT INTO api_tokens (token_id, token_hash, comment, creation_time, expiry_time, "
+                "revoked_time) VALUES ('t1', 'h1', 'old', 1, -1, 0)"
+            )
+    finally:
+        engine.dispose()
+    with Store.open(fresh_url, tmp_path) as store:
+        (token,) = list_tokens(store)
+        assert (token.token_id, token.comment, token.user_name) == ("t1", "old", "")
+        assert workspace_id(store) >= 10**15

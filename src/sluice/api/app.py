@@ -14,9 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 
 from sluice import __version__
-from sluice.api import errors, jobs, runs, tokens
+from sluice.api import errors, jobs, runs, scim, tokens
 from sluice.api.deps import SharedStore, StoreDep, Stores, authenticate
 from sluice.store import Store
+from sluice.store.workspace import workspace_id
 
 
 def create_app(
@@ -59,6 +60,7 @@ def create_app(
         api.include_router(runs.router)
         app.include_router(api, include_in_schema=version == "2.2")
     app.include_router(tokens.router, prefix="/api/2.0", dependencies=secured)
+    app.include_router(scim.router, prefix="/api/2.0", dependencies=secured)
 
     @app.get("/health", tags=["server"], summary="Liveness and store check (no token needed)")
     def health(store: StoreDep) -> dict[str, Any]:
@@ -66,8 +68,9 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     @app.get("/.well-known/databricks-config", tags=["server"], include_in_schema=False)
-    def databricks_config() -> dict[str, Any]:
+    def databricks_config(store: StoreDep) -> dict[str, Any]:
         # databricks-sdk probes this without credentials at client start-up; no OIDC here, tokens only.
-        return {"oidc_endpoint": ""}
+        # The workspace id is not a secret (Databricks shows it in every workspace URL).
+        return {"oidc_endpoint": "", "workspace_id": str(workspace_id(store))}
 
     return app

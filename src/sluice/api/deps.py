@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sluice.api.errors import ApiError
 from sluice.engine.clock import now_ms
+from sluice.identity import local_user
 from sluice.store import Store
 from sluice.store.tokens import TokenInfo, find_token
 
@@ -104,6 +105,18 @@ def authenticate(
             "create a new one with `sluice tokens create`.",
         )
     return token
+
+
+def _caller(token: Annotated[TokenInfo | None, Depends(authenticate)]) -> str:
+    """The user the request acts as: its token's user; the local user without tokens (``auth=False``) or
+    for a token created before Sluice recorded users."""
+    if token is not None and token.user_name:
+        return token.user_name
+    return local_user()
+
+
+#: The user name of the caller (see :mod:`sluice.identity`).
+CallerDep = Annotated[str, Depends(_caller)]
 
 
 def run_created(request: Request) -> None:

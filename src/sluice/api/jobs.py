@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.api import pages
-from sluice.api.deps import StoreDep, run_created
+from sluice.api.deps import CallerDep, StoreDep, run_created
 from sluice.api.errors import bad_request
 from sluice.engine.clock import now_ms
 from sluice.engine.submit import run_now
@@ -95,9 +95,9 @@ def job_json(job: JobRecord, *, settings: dict[str, Any] | None = None) -> dict[
 
 
 @router.post("/jobs/create", summary="Create a job")
-def create(store: StoreDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def create(store: StoreDep, caller: CallerDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     settings = validated({k: v for k, v in body.items() if k not in _NOT_SETTINGS})
-    return {"job_id": store.create_job(settings, now=now_ms()).job_id}
+    return {"job_id": store.create_job(settings, now=now_ms(), creator=caller).job_id}
 
 
 @router.get("/jobs/get", summary="Get a job")

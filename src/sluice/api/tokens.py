@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from sluice.api.deps import StoreDep
+from sluice.api.deps import CallerDep, StoreDep
 from sluice.api.errors import RESOURCE_DOES_NOT_EXIST, ApiError
 from sluice.api.jobs import _Request
 from sluice.engine.clock import now_ms
@@ -26,9 +26,10 @@ class DeleteBody(_Request):
 
 
 @router.post("/token/create", summary="Create an API token (its value is shown once)")
-def create(store: StoreDep, body: CreateBody) -> dict[str, Any]:
+def create(store: StoreDep, caller: CallerDep, body: CreateBody) -> dict[str, Any]:
+    # A token created through the API belongs to its creator, as a Databricks personal access token does.
     value, info = tokens.create_token(
-        store, comment=body.comment, now=now_ms(), lifetime_seconds=body.lifetime_seconds
+        store, comment=body.comment, now=now_ms(), user_name=caller, lifetime_seconds=body.lifetime_seconds
     )
     return {"token_value": value, "token_info": info.json()}
 

@@ -151,6 +151,7 @@ def create_job(
 ) -> None:
     """Create a job from a Jobs API JSON body; prints {"job_id": N}."""
     from sluice.engine.clock import now_ms
+    from sluice.identity import local_user
 
     with errors_to_exit_codes():
         client = remote.connect(profile)
@@ -160,7 +161,9 @@ def create_job(
         settings = _settings_from_file(json_file, reset=False)
         store = open_store(load_settings())
         try:
-            job = store.create_job(settings, now=now_ms(), source_path=str(json_file.resolve()))
+            job = store.create_job(
+                settings, now=now_ms(), source_path=str(json_file.resolve()), creator=local_user()
+            )
         finally:
             store.close()
     print_json({"job_id": job.job_id})

@@ -21,6 +21,14 @@ def _when(ms: int) -> str:
 @app.command("create")
 def create(
     comment: Annotated[str, typer.Option(help="What the token is for (shown by `tokens list`).")],
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="The user the token acts as: creator_user_name of what it creates, current_user.me() "
+            "(default: you, the local user).",
+        ),
+    ] = None,
     lifetime_seconds: Annotated[
         int | None, typer.Option(min=1, help="Seconds until it expires (default: never).")
     ] = None,
@@ -28,13 +36,18 @@ def create(
 ) -> None:
     """Create a token. Its value is printed once and never stored: keep it."""
     from sluice.engine.clock import now_ms
+    from sluice.identity import local_user
     from sluice.store.tokens import create_token
 
     with errors_to_exit_codes():
         store = open_store(load_settings())
         try:
             value, info = create_token(
-                store, comment=comment, now=now_ms(), lifetime_seconds=lifetime_seconds
+                store,
+                comment=comment,
+                now=now_ms(),
+                user_name=local_user() if user is None else user,
+                lifetime_seconds=lifetime_seconds,
             )
         finally:
             store.close()
@@ -43,7 +56,7 @@ def create(
         return
     typer.echo(value)
     typer.echo(
-        f"Token {info.token_id} ('{comment}'), expires {_when(info.expiry_time)}. "
+        f"Token {info.token_id} ('{comment}') acting as {info.user_name}, expires {_when(info.expiry_time)}. "
         "This value is shown once: store it now.",
         err=True,
     )
@@ -66,8 +79,8 @@ def list_tokens(
         print_json({"token_infos": [t.json() for t in tokens]})
         return
     print_table(
-        ["token_id", "comment", "created", "expires"],
-        [(t.token_id, t.comment, _when(t.creation_time), _when(t.expiry_time)) for t in tokens],
+        ["token_id", "user", "comment", "created", "expires"],
+        [(t.token_id, t.user_name, t.comment, _when(t.creation_time), _when(t.expiry_time)) for t in tokens],
     )
 
 

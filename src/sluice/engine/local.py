@@ -78,7 +78,9 @@ def deploy(store: Store, loaded: CompiledJob, *, now: int) -> Deployed:
     source = str(loaded.source_file.resolve())
     existing = store.find_job_by_bundle_key(key)
     if existing is None:
-        job = store.create_job(settings, now=now, bundle_key=key, source_path=source)
+        from sluice.identity import local_user
+
+        job = store.create_job(settings, now=now, bundle_key=key, source_path=source, creator=local_user())
         return Deployed(job, created=True, changed=True)
     if existing.settings == settings and existing.source_path == source:
         return Deployed(existing, created=False, changed=False)

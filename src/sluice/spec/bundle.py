@@ -17,7 +17,6 @@ file that names them. Every problem raises :class:`~sluice.errors.InvalidJobErro
 from __future__ import annotations
 
 import copy
-import getpass
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from typing import Any, NoReturn
 import yaml
 
 from sluice.errors import InvalidJobError, Problem
+from sluice.identity import local_user
 from sluice.spec.jobs import JobSettings
 
 try:
@@ -459,7 +459,7 @@ class _Bundle:
         self.target_config = self.targets.get(self.target, {})
         self.mode: str | None = None
         self._apply_target()
-        self.user = _local_user()
+        self.user = local_user()
         self.refs = _Interpolator(self, cli_vars, self.user)
 
     def fail(self, message: str, field: str | None = None) -> NoReturn:
@@ -610,13 +610,6 @@ def _apply_presets(job: dict[str, Any], presets: Mapping[str, Any]) -> None:
             block = job.get(name)
             if isinstance(block, dict) and not block.get("pause_status"):
                 block["pause_status"] = status
-
-
-def _local_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
-        return "user"
 
 
 def _short_name(user: str) -> str:

@@ -11,7 +11,6 @@ else reloads and revalidates. The cache lives in ``$SLUICE_CACHE_DIR`` (default
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import sluice
+from sluice.identity import local_user
 
 _FORMAT = 2
 
@@ -47,13 +47,6 @@ def cache_dir() -> Path | None:
     return Path(base) / "sluice"
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "user"
-
-
 def _entry_name(path: Path, target: str | None, variables: Mapping[str, str], job_key: str | None) -> str:
     inputs = {
         "format": _FORMAT,
@@ -63,7 +56,7 @@ def _entry_name(path: Path, target: str | None, variables: Mapping[str, str], jo
         "variables": sorted(variables.items()),
         "job_key": job_key,
         "bundle_env": sorted((k, v) for k, v in os.environ.items() if k.startswith("BUNDLE_VAR_")),
-        "user": _user(),
+        "user": local_user(),
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32] + ".json"
 

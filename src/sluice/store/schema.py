@@ -211,8 +211,22 @@ api_tokens = Table(
     Column("creation_time", BigInteger, nullable=False),
     Column("expiry_time", BigInteger, nullable=False),
     Column("revoked_time", BigInteger, nullable=False),
+    # migration 0007: the user the token acts as (creator_user_name, current_user.me()); '' before it
+    Column("user_name", Text, nullable=False, server_default=""),
     PrimaryKeyConstraint("token_id"),
     UniqueConstraint("token_hash"),
+)
+
+# --- workspace_info (migration 0007) ---
+
+#: Facts of this store as a workspace, by name. ``workspace_id``: a random 16-digit number drawn when the
+#: store was created, what Databricks clients read as the workspace (org) id.
+workspace_info = Table(
+    "workspace_info",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("name"),
 )
 
 # --- scheduler (migration 0004) ---

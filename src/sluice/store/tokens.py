@@ -2,7 +2,8 @@
 
 A token value is ``dapi`` plus 32 random bytes in hex (the shape of a Databricks personal access token),
 so a plain SHA-256 is a safe digest: there is nothing to brute-force. Times are epoch milliseconds;
-``expiry_time`` is -1 for a token that never expires.
+``expiry_time`` is -1 for a token that never expires. Each token acts as one user (``user_name``, see
+:mod:`sluice.identity`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sluice.store import Store
 TOKEN_PREFIX = "dapi"  # noqa: S105 - the public prefix of every token, not a secret
 NEVER = -1
 
-_COLUMNS = "token_id, comment, creation_time, expiry_time, revoked_time"
+_COLUMNS = "token_id, comment, creation_time, expiry_time, revoked_time, user_name"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class TokenInfo:
     creation_time: int
     expiry_time: int
     revoked_time: int = 0
+    #: The user the token acts as; '' for tokens created before Sluice kept it (they act as the local user).
+    user_name: str = ""
 
     def json(self) -> dict[str, Any]:
         """The Token API's ``token_info`` shape."""
@@ -47,9 +50,11 @@ def digest(value: str) -> str:
 
 
 def create_token(
-    store: Store, *, comment: str, now: int, lifetime_seconds: int | None = None
+    store: Store, *, comment: str, now: int, user_name: str, lifetime_seconds: int | None = None
 ) -> tuple[str, TokenInfo]:
-    """A new token: its value (shown once, never stored) and its info."""
+    """A new token acting as ``user_name``: its value (shown once, never stored) and its info."""
+    if not user_name.strip():
+        raise InvalidRequestError("a token needs a user name to act as; pass --user NAME.")
     if lifetime_seconds is not None and lifetime_seconds <= 0:
         raise InvalidRequestError(
             f"lifetime_seconds must be positive, got {lifetime_seconds}; "
@@ -61,11 +66,12 @@ def create_token(
         comment=comment,
         creation_time=now,
         expiry_time=NEVER if lifetime_seconds is None else now + lifetime_seconds * 1000,
+        user_name=user_name.strip(),
     )
     store._write(
-        "INSERT INTO api_tokens (token_id, token_hash, comment, creation_time, expiry_time, revoked_time) "
-        "VALUES (:token_id, :token_hash, :comment, :creation_time, :expiry_time, 0)",
-        {**info.json(), "token_hash": digest(value)},
+        "INSERT INTO api_tokens (token_id, token_hash, comment, creation_time, expiry_time, revoked_time, "
+        "user_name) VALUES (:token_id, :token_hash, :comment, :creation_time, :expiry_time, 0, :user_name)",
+        {**info.json(), "token_hash": digest(value), "user_name": info.user_name},
     )
     return value, info
 
