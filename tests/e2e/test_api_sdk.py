@@ -120,6 +120,8 @@ def test_sdk_current_user_workspace_id_and_creator(server: Server) -> None:
     assert len(str(workspace_id)) == 16
     job = w.jobs.create(name="owned", tasks=[py("a", ws.write("a.py", "pass\n"))])
     assert w.jobs.get(job.job_id).creator_user_name == "analyst@example.com"  # type: ignore[arg-type]
+    run = w.jobs.run_now(job_id=job.job_id).result(timeout=TIMEOUT)  # type: ignore[arg-type]
+    assert run.creator_user_name == "analyst@example.com"
     # the server's first token was created without --user: it acts as the local user who created it
     assert server.client().current_user.me().user_name == local_user()
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from e2e.helpers import Workspace, py_task, task_message, task_result
+from sluice.identity import local_user
 
 
 def test_process_outcomes_and_their_messages(ws: Workspace) -> None:
@@ -23,6 +24,7 @@ def test_process_outcomes_and_their_messages(ws: Workspace) -> None:
     ]
     done = ws.run(ws.job(tasks))
     run = done.run
+    assert run.data["creator_user_name"] == local_user()  # who typed `sluice run`
     assert run.results() == {
         "exit3": "FAILED",
         "exit_text": "FAILED",

@@ -140,6 +140,11 @@ def test_jobs_and_tokens_created_through_the_api_belong_to_the_caller(api: Api) 
     job_id = create_job(api, name="owned")
     job = api.http.get("/api/2.2/jobs/get", params={"job_id": job_id}).json()
     assert job["creator_user_name"] == job["run_as_user_name"] == "tester@example.com"
+    run_id = api.http.post("/api/2.2/jobs/run-now", json={"job_id": job_id}).json()["run_id"]
+    submitted = api.http.post("/api/2.2/jobs/runs/submit", json={"tasks": [task("s")]}).json()["run_id"]
+    for rid in (run_id, submitted):
+        run = api.http.get("/api/2.2/jobs/runs/get", params={"run_id": rid}).json()
+        assert run["creator_user_name"] == "tester@example.com"
     created = api.http.post("/api/2.0/token/create", json={"comment": "child"}).json()
     with client(api.url, created["token_value"]) as child:
         assert child.get("/api/2.0/preview/scim/v2/Me").json()["userName"] == "tester@example.com"

@@ -213,3 +213,13 @@ def test_changing_the_periodic_interval_restarts_the_grid(open_store: Callable[[
     assert runs_of(store, job.job_id) == []
     scheduler.tick(T0 + 70 * MIN)
     assert [r[2] for r in runs_of(store, job.job_id)] == [T0 + 70 * MIN]
+
+
+def test_scheduled_runs_are_the_job_creators(open_store: Callable[[], Store]) -> None:
+    store = open_store()
+    job = store.create_job(cron_job("0 * * * * ?"), now=T0, creator="ann@example.com")
+    scheduler = Scheduler(store)
+    scheduler.tick(T0 - 1)
+    scheduler.tick(T0 + MIN)
+    (run,) = [r for r in store.list_runs(job_id=job.job_id)]
+    assert run.creator_user_name == "ann@example.com"

@@ -221,7 +221,7 @@ def delete(store: StoreDep, body: JobIdBody) -> dict[str, Any]:
 
 
 @router.post("/jobs/run-now", summary="Start a run of a job")
-def run_now_route(request: Request, store: StoreDep, body: RunNowBody) -> dict[str, Any]:
+def run_now_route(request: Request, store: StoreDep, caller: CallerDep, body: RunNowBody) -> dict[str, Any]:
     job = store.get_job(body.job_id)
     overriding = {name: getattr(body, name) for name in LEGACY_PARAMS if getattr(body, name) is not None}
     run, _ = run_now(
@@ -232,6 +232,7 @@ def run_now_route(request: Request, store: StoreDep, body: RunNowBody) -> dict[s
         overriding=overriding,
         only=body.only or None,
         idempotency_token=body.idempotency_token,
+        creator=caller,
     )
     run_created(request)
     return {"run_id": run.run_id, "number_in_job": run.run_id}

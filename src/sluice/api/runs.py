@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 
 from sluice.api import pages
-from sluice.api.deps import StoreDep, run_created
+from sluice.api.deps import CallerDep, StoreDep, run_created
 from sluice.api.errors import bad_request
 from sluice.api.jobs import LEGACY_PARAMS, _Request, validated
 from sluice.engine import submit
@@ -64,13 +64,15 @@ class RepairBody(_Request):
 
 
 @router.post("/jobs/runs/submit", summary="Submit a one-time run")
-def submit_run(request: Request, store: StoreDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def submit_run(
+    request: Request, store: StoreDep, caller: CallerDep, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
     token = body.get("idempotency_token")
     if token is not None and not (isinstance(token, str) and 0 < len(token) <= 64):
         raise bad_request("idempotency_token must be a string of 1 to 64 characters.")
     data = {k: v for k, v in body.items() if k not in _NOT_SETTINGS}
     data["name"] = str(body.get("run_name") or "Untitled")
-    run, _ = submit.submit_once(store, validated(data), now=now_ms(), idempotency_token=token)
+    run, _ = submit.submit_once(store, validated(data), now=now_ms(), idempotency_token=token, creator=caller)
     run_created(request)
     return {"run_id": run.run_id}
 

@@ -245,6 +245,7 @@ def run_now(
     from sluice.cli.runs_cmd import drive_in_background, wait_and_report, wait_remote
     from sluice.engine.clock import now_ms
     from sluice.engine.submit import run_now as submit
+    from sluice.identity import local_user
 
     if idempotency_token is not None and not 0 < len(idempotency_token) <= 64:
         fail("--idempotency-token must be 1 to 64 characters", EXIT_INVALID)
@@ -270,6 +271,7 @@ def run_now(
                 job_parameters=params,
                 only=only or None,
                 idempotency_token=idempotency_token,
+                creator=local_user(),
             )
         finally:
             store.close()

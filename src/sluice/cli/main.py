@@ -151,6 +151,7 @@ def _run_loaded(store: Store, request: RunRequest, executor: object, home: Path,
     from sluice.engine.local import LocalRunner, deploy_with_references
     from sluice.engine.submit import run_now
     from sluice.executors.local import LocalExecutor
+    from sluice.identity import local_user
     from sluice.states import LifeCycleState
 
     assert isinstance(executor, LocalExecutor)
@@ -170,6 +171,7 @@ def _run_loaded(store: Store, request: RunRequest, executor: object, home: Path,
             job_parameters=request.params,
             driver=str(runner.driver_id),
             only=request.only or None,
+            creator=local_user(),
         )
         if run_record.state == LifeCycleState.QUEUED.value:
             typer.echo(

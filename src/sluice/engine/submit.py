@@ -25,8 +25,12 @@ def run_now(  # noqa: PLR0913 - the run-now request's fields, all keyword-only
     driver: str | None = None,
     trigger_info: dict[str, Any] | None = None,
     parent_run_id: int | None = None,
+    creator: str | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a run of ``job``: PENDING, QUEUED or SKIPPED as its concurrency allows.
+
+    ``creator`` is who asked for it (the CLI's local user, the API caller); None for runs the system starts
+    (schedules, triggers, run-job tasks), which are the job creator's, as on Databricks.
 
     Returns the run and whether it was created (False: the idempotency token named an existing run).
     Raises InvalidRequestError for an unknown parameter or ``only`` task key.
@@ -52,6 +56,7 @@ def run_now(  # noqa: PLR0913 - the run-now request's fields, all keyword-only
         driver=driver,
         trigger_info=trigger_info,
         parent_run_id=parent_run_id,
+        creator_user_name=job.creator_user_name if creator is None else creator,
     )
 
 
@@ -62,6 +67,7 @@ def submit_once(
     now: int,
     idempotency_token: str | None = None,
     driver: str | None = None,
+    creator: str = "",
 ) -> tuple[RunRecord, bool]:
     """Create a one-time run (``runs/submit``): no job, run type SUBMIT_RUN, no concurrency limit.
 
@@ -81,6 +87,7 @@ def submit_once(
         max_concurrent_runs=1,
         idempotency_token=idempotency_token,
         driver=driver,
+        creator_user_name=creator,
     )
 
 

@@ -142,7 +142,7 @@ def run_json(
         "run_name": run.run_name,
         "run_type": run.run_type,
         "trigger": run.trigger,
-        "creator_user_name": "",
+        "creator_user_name": run.creator_user_name,
         "start_time": run.start_time,
         "end_time": run.end_time,
         "setup_duration": 0,

@@ -87,6 +87,7 @@ def run_notebook(
         raise WorkflowException(f"dbutils.notebook.run: {exc}") from None
     settings = Settings.from_env()
     with Store.open(settings.database_url, settings.home) as store:
+        parent = store.get_run(context.job_run_id)
         child, _ = store.create_run(
             job_id=None,
             settings=child_settings(notebook, timeout_seconds, arguments or {}),
@@ -100,6 +101,7 @@ def run_notebook(
             max_concurrent_runs=1,
             parent_run_id=context.job_run_id,
             trigger_info={"run_id": context.task_run_id},
+            creator_user_name=parent.creator_user_name,
         )
         return _wait(store, child.run_id, path, timeout_seconds)
 

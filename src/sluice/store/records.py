@@ -62,6 +62,8 @@ class RunRecord:
     repair_count: int = 0
     #: Only-these task keys (run-now ``only``), None for all.
     only_tasks: list[str] | None = None
+    #: Who started the run (see sluice.identity); scheduled and run-job runs: the job's creator.
+    creator_user_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,8 @@ runs = Table(
     Column("git_commit", Text, nullable=True),
     Column("repair_count", Integer, nullable=False),
     Column("only_tasks", Text, nullable=True),
+    # migration 0007: who started the run; '' before it
+    Column("creator_user_name", Text, nullable=False, server_default=""),
     PrimaryKeyConstraint("run_id"),
     # Counting a job's active runs (under the job's lock) and the active runs of the whole store.
     Index(None, "job_id", "state"),

@@ -356,6 +356,7 @@ class Store:
         trigger_info: dict[str, Any] | None = None,
         only_tasks: list[str] | None = None,
         driver: str | None = None,
+        creator_user_name: str = "",
     ) -> tuple[RunRecord, bool]:
         """Admit a new run in one transaction: ``(run, True)``, or ``(earlier run, False)`` for a used token.
 
@@ -391,6 +392,7 @@ class Store:
                 parent_run_id=parent_run_id,
                 trigger_info=trigger_info or {},
                 only_tasks=only_tasks,
+                creator_user_name=creator_user_name,
                 **admission,
             )
             self._write(_RUNS.insert, _RUNS.encode(_record_values(run)))

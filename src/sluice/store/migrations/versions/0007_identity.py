@@ -1,4 +1,4 @@
-"""Identity: the user an API token acts as, and the store's workspace id.
+"""Identity: the user an API token acts as, who started a run, and the store's workspace id.
 
 Revision ID: 0007
 Revises: 0006
@@ -21,6 +21,8 @@ depends_on: str | None = None
 def upgrade() -> None:
     with op.batch_alter_table("api_tokens") as batch:
         batch.add_column(sa.Column("user_name", sa.Text(), nullable=False, server_default=""))
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("creator_user_name", sa.Text(), nullable=False, server_default=""))
     info = op.create_table(
         "workspace_info",
         sa.Column("name", sa.Text(), nullable=False),
@@ -34,5 +36,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("workspace_info")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("creator_user_name")
     with op.batch_alter_table("api_tokens") as batch:
         batch.drop_column("user_name")
