@@ -145,6 +145,10 @@ def test_jobs_and_tokens_created_through_the_api_belong_to_the_caller(api: Api) 
     for rid in (run_id, submitted):
         run = api.http.get("/api/2.2/jobs/runs/get", params={"run_id": rid}).json()
         assert run["creator_user_name"] == "tester@example.com"
+    robot = create_job(api, name="robot", run_as={"service_principal_name": "6f0d1e0c-app"})
+    shown = api.http.get("/api/2.2/jobs/get", params={"job_id": robot}).json()
+    assert (shown["creator_user_name"], shown["run_as_user_name"]) == ("tester@example.com", "6f0d1e0c-app")
+    assert "run_as" not in shown["settings"]  # write-only, as on Databricks
     created = api.http.post("/api/2.0/token/create", json={"comment": "child"}).json()
     with client(api.url, created["token_value"]) as child:
         assert child.get("/api/2.0/preview/scim/v2/Me").json()["userName"] == "tester@example.com"

@@ -85,12 +85,17 @@ def validated(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_json(job: JobRecord, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Job as jobs/get and jobs/list show it: ``run_as`` is write-only, read back as ``run_as_user_name``
+    (the job's creator when it names nobody)."""
+    stored = job.settings if settings is None else settings
+    run_as = stored.get("run_as") or {}
+    identity = run_as.get("user_name") or run_as.get("service_principal_name") or run_as.get("group_name")
     return {
         "job_id": job.job_id,
         "creator_user_name": job.creator_user_name,
-        "run_as_user_name": job.creator_user_name,
+        "run_as_user_name": identity or job.creator_user_name,
         "created_time": job.created_time,
-        "settings": job.settings if settings is None else settings,
+        "settings": {k: v for k, v in stored.items() if k != "run_as"},
     }
 
 
