@@ -1,9 +1,14 @@
 """Check out a job's ``git_source`` (``git_url`` + one of ``git_branch``, ``git_tag``, ``git_commit``).
 
 One checkout per job run, shared by its tasks (Databricks checks the commit out once per run, so every
-task sees the same code). ``git`` is run as a subprocess; the URL is anything ``git clone`` reaches (a
-local path, ``file://``, ``https://``, ``ssh://``). Credentials come from the user's git configuration;
-git never prompts (``GIT_TERMINAL_PROMPT=0``), so a private repository without credentials fails fast.
+task sees the same code). ``git`` is run as a subprocess; the URL is one of ``https://``, ``http://``,
+``ssh://``, scp-like ``[user@]host:path``, ``file://`` or a local path (the last two only where local
+sources are allowed: :func:`url_problem`). Credentials come from the user's git configuration; git never
+prompts (``GIT_TERMINAL_PROMPT=0``), so a private repository without credentials fails fast.
+
+Nothing a job says reaches git as an option: URLs and revisions are checked (:func:`url_problem`,
+:func:`ref_problem`: nothing starting with ``-``), every command puts ``--`` before the URL (or gives the
+revision as ``--branch=<ref>``), and the commit a run checks out is git's own full sha.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from sluice.errors import SluiceError
@@ -19,6 +25,18 @@ from sluice.errors import SluiceError
 #: Seconds one git command may take.
 GIT_TIMEOUT = 600.0
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+_HEX_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
+#: ``scheme://`` of a URL; schemes Sluice checks out from (``file`` only where local sources are allowed).
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+REMOTE_SCHEMES = ("https", "http", "ssh")
+#: ``[user@]host:path`` as git reads it (no ``/`` before the first ``:``).
+_SCP = re.compile(r"(?:(?P<user>[^@/:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\[\]]+):(?P<path>.*)", re.S)
+_HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*)|\[[0-9A-Fa-f:.]+\]")
+#: What git forbids in a ref name (``git check-ref-format``), besides control characters and spaces.
+_REF_FORBIDDEN = ("..", "@{", "~", "^", ":", "?", "*", "[", "\\")
+#: ``<transport>::<address>``: git runs the remote helper ``git-remote-<transport>``.
+_HELPER = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.-]*::")
+REMOTE_FORMS = "https://, http://, ssh:// or git@host:path"
 
 
 class RepositoryCheckoutError(SluiceError):
@@ -55,6 +73,16 @@ def checkout(
         )
     revision = branch or tag or commit
     described = f"{given[0]} '{revision}'" if given else "the default branch"
+    problems = git_source_problems(
+        {"git_url": git_url, "git_branch": branch, "git_tag": tag, "git_commit": commit}
+    )
+    if problems:
+        raise RepositoryCheckoutError(
+            f"cannot check out {described} of {git_url}: "
+            + "; ".join(f"git_source.{field}: {message}" for field, message in problems),
+            git_url=git_url,
+            revision=revision,
+        )
     if dest.exists() and any(dest.iterdir()):
         raise RepositoryCheckoutError(
             f"cannot check out {git_url} into {dest}: the directory is not empty",
@@ -77,6 +105,107 @@ def checkout(
         ) from None
 
 
+def url_kind(git_url: str) -> str | None:
+    """``remote`` (https, http, ssh, scp-like), ``local`` (file:// or a path) or None: not a URL Sluice
+    checks out from (another scheme, a remote helper ``<transport>::<address>``, an option)."""
+    if not git_url or git_url.startswith("-") or _has_control(git_url):
+        return None
+    scheme = _SCHEME.match(git_url)
+    if scheme is not None:
+        name = scheme[1].lower()
+        if name == "file":
+            return "local"
+        if name not in REMOTE_SCHEMES:
+            return None
+        return "remote" if _remote_url_ok(git_url) else None
+    colon, slash = git_url.find(":"), git_url.find("/")
+    if colon < 0 or 0 <= slash < colon:
+        return "local"  # git's rule: no ':' before the first '/' is a path
+    if _HELPER.match(git_url):
+        return None
+    scp = _SCP.fullmatch(git_url)
+    if scp is None or not scp["path"] or not _HOST.fullmatch(scp["host"]):
+        return None
+    user: str = scp["user"] or ""
+    return None if user.startswith("-") else "remote"
+
+
+def _remote_url_ok(git_url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(git_url)
+        host, user = parts.hostname or "", parts.username or ""
+    except ValueError:
+        return False
+    return bool(host) and not host.startswith("-") and not user.startswith("-")
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def url_problem(git_url: str, *, allow_local: bool = True) -> str | None:
+    """Why ``git_url`` cannot be checked out (None: it can). ``allow_local``: local paths and ``file://``
+    are allowed (``sluice run``; ``sluice serve`` with ``allow_local_git_sources``)."""
+    kind = url_kind(git_url)
+    if kind == "remote" or (kind == "local" and allow_local):
+        return None
+    if kind == "local":
+        return (
+            f"'{git_url}' is a local repository and this server does not allow local git sources; "
+            f"use a remote URL ({REMOTE_FORMS}), or allow them on the server "
+            "(SLUICE_ALLOW_LOCAL_GIT_SOURCES=true, or allow_local_git_sources = true under [server])"
+        )
+    if git_url.startswith("-"):
+        why = "it begins with '-', which git would read as an option"
+    elif not git_url.strip():
+        why = "it is empty"
+    elif _has_control(git_url):
+        why = "it contains control characters"
+    else:
+        why = "it is not a repository URL Sluice checks out from"
+    forms = f"{REMOTE_FORMS.replace(' or ', ', ')}, file:// or a local path" if allow_local else REMOTE_FORMS
+    return f"'{git_url}' cannot be used: {why}; give {forms}"
+
+
+def ref_problem(kind: str, value: str) -> str | None:
+    """Why ``value`` is not a usable ``kind`` (``branch``, ``tag`` or ``commit``) name (None: it is)."""
+    if kind == "commit":
+        if _HEX_SHA.fullmatch(value):
+            return None
+        return f"'{value}' is not a commit sha: give the commit's hexadecimal sha (4 to 64 digits)"
+    if value.startswith("-"):
+        return f"'{value}' is not a valid {kind} name: it must not begin with '-'"
+    if _has_control(value) or any(c.isspace() for c in value):
+        return f"'{value}' is not a valid {kind} name: it contains spaces or control characters"
+    bad = [s for s in _REF_FORBIDDEN if s in value]
+    if bad or value.endswith(("/", ".", ".lock")) or value == "@" or "//" in value:
+        shown = f" ({' '.join(repr(b) for b in bad)})" if bad else ""
+        return f"'{value}' is not a valid {kind} name{shown}: see `git check-ref-format`"
+    return None
+
+
+def git_source_problems(
+    git_source: Mapping[str, object], *, allow_local: bool = True
+) -> list[tuple[str, str]]:
+    """``(field, message)`` for each unusable field of a job's ``git_source`` (JSON as the API takes it);
+    an empty revision counts as not given."""
+    found = []
+    url = git_source.get("git_url")
+    if isinstance(url, str):
+        problem = url_problem(url, allow_local=allow_local)
+        if problem is not None:
+            found.append(("git_url", problem))
+    for kind in ("branch", "tag", "commit"):
+        value = git_source.get(f"git_{kind}")
+        if isinstance(value, str) and value:
+            problem = ref_problem(kind, value)
+            if problem is not None:
+                found.append((f"git_{kind}", problem))
+    return found
+
+
 class _GitFailed(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -84,7 +213,7 @@ class _GitFailed(Exception):
 
 
 def _is_local(git_url: str) -> bool:
-    return "://" not in git_url and not re.match(r"^[\w.-]+@[\w.-]+:", git_url)
+    return "://" not in git_url and url_kind(git_url) != "remote"
 
 
 def _clone(git_url: str, ref: str | None, dest: Path, timeout: float) -> None:
@@ -92,7 +221,7 @@ def _clone(git_url: str, ref: str | None, dest: Path, timeout: float) -> None:
     if not _is_local(git_url):
         args += ["--depth", "1"]  # local clones hard-link objects instead, which is cheaper still
     if ref is not None:
-        args += ["--branch", ref]
+        args.append(f"--branch={ref}")  # one argument: the ref is the option's value, never an option
     _git([*args, "--", git_url, str(dest)], cwd=None, timeout=timeout)
 
 
@@ -102,7 +231,7 @@ def _checkout_commit(git_url: str, commit: str, dest: Path, timeout: float) -> N
         dest.mkdir(parents=True, exist_ok=True)
         _git(["init", "--quiet"], cwd=dest, timeout=timeout)
         try:
-            _git(["fetch", "--quiet", "--depth", "1", git_url, commit], cwd=dest, timeout=timeout)
+            _git(["fetch", "--quiet", "--depth", "1", "--", git_url, commit], cwd=dest, timeout=timeout)
         except _GitFailed:
             _remove(dest, keep_dir=True)  # the server refuses fetching by sha: fall back to a full clone
         else:
@@ -110,10 +239,14 @@ def _checkout_commit(git_url: str, commit: str, dest: Path, timeout: float) -> N
             return
     _git(["clone", "--quiet", "--no-checkout", "--", git_url, str(dest)], cwd=None, timeout=timeout)
     try:
-        _git(["rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], cwd=dest, timeout=timeout)
+        found = _git(
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{commit}^{{commit}}"],
+            cwd=dest,
+            timeout=timeout,
+        ).strip()
     except _GitFailed:
         raise _GitFailed(f"commit '{commit}' is not in the repository") from None
-    _git(["checkout", "--quiet", "--detach", commit], cwd=dest, timeout=timeout)
+    _git(["checkout", "--quiet", "--detach", found], cwd=dest, timeout=timeout)  # git's own full sha
 
 
 def _git(args: list[str], *, cwd: Path | None, timeout: float) -> str:

@@ -16,6 +16,8 @@ the environment and, only when a config file is named (``SLUICE_CONFIG`` or ``--
   465 with ssl; From sluice@localhost; CA file: a PEM bundle trusted besides the system's).
 - ``SLUICE_BASE_URL``, ``[server] base_url`` (none): where users reach ``sluice serve``, for links to runs
   in notifications.
+- ``SLUICE_ALLOW_LOCAL_GIT_SOURCES``, ``[server] allow_local_git_sources`` (true): whether API callers of
+  ``sluice serve`` may name a local path or ``file://`` as ``git_source.git_url`` (``sluice run`` always may).
 
 Environment variables win over the file; command-line options win over both.
 """
@@ -37,6 +39,8 @@ DEFAULT_SERVER_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8080
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
 _SMTP_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class Settings:
     base_url: str | None = None
     #: The TOML file these settings were read from, None when there was none.
     config_file: Path | None = None
+    #: Whether jobs sent to ``sluice serve`` may check out a local path or file:// git_url.
+    allow_local_git_sources: bool = True
 
     @staticmethod
     def from_env(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +95,9 @@ class Settings:
             smtp=_smtp(r),
             base_url=(r.get("SLUICE_BASE_URL", ("server", "base_url"), str, "") or "").rstrip("/") or None,
             config_file=path,
+            allow_local_git_sources=r.flag(
+                "SLUICE_ALLOW_LOCAL_GIT_SOURCES", ("server", "allow_local_git_sources"), True
+            ),
         )
 
 
@@ -159,6 +168,20 @@ class _Reader:
             raise SluiceError(
                 f"{self.source(var, key)}={raw!r} is not a whole number; set it to e.g. 4"
             ) from None
+
+    def flag(self, var: str, key: tuple[str, ...], default: bool) -> bool:
+        """A true/false setting: ``true``/``false`` (also 1/0, yes/no, on/off) or a TOML boolean."""
+        raw: Any = self.env.get(var) or None
+        if raw is None:
+            raw = self._from_file(key)
+        if raw is None:
+            return default
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise SluiceError(f"{self.source(var, key)}={raw!r} is not true or false; set it to true or false")
 
     def _from_file(self, key: tuple[str, ...]) -> Any:
         node: Any = self.data

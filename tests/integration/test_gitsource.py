@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sluice import gitsource
 from sluice.errors import SluiceError
 from sluice.gitsource import RepositoryCheckoutError, checkout
 
@@ -157,3 +158,54 @@ def test_a_non_empty_destination_is_refused(repo: dict[str, str], tmp_path: Path
     with pytest.raises(RepositoryCheckoutError, match="the directory is not empty"):
         checkout(repo["url"], dest=dest)
     assert (dest / "keep.txt").read_text() == "mine"
+
+
+# ------------------------------------------------------------------------------------------ option injection
+
+
+def injected(marker: Path) -> str:
+    """An ``--upload-pack`` option that creates ``marker`` if git ever runs it (``#`` comments out the rest
+    of the shell command git builds; ``://`` makes the text look like a remote URL)."""
+    return f"--upload-pack=touch {marker};#://x"
+
+
+def test_a_url_that_is_an_option_is_refused_and_runs_nothing(repo: dict[str, str], tmp_path: Path) -> None:
+    marker, dest = tmp_path / "pwned", tmp_path / "co"
+    for revision in ({"commit": repo["first"]}, {"branch": "main"}, {}):
+        with pytest.raises(RepositoryCheckoutError) as info:
+            checkout(
+                injected(marker), dest=dest, branch=revision.get("branch"), commit=revision.get("commit")
+            )
+        assert "git_source.git_url: " in str(info.value)
+        assert "it begins with '-', which git would read as an option" in str(info.value)
+        assert not marker.exists()
+        assert not dest.exists()
+
+
+@pytest.mark.parametrize("kind", ["branch", "tag", "commit"])
+def test_a_revision_that_is_an_option_is_refused(repo: dict[str, str], tmp_path: Path, kind: str) -> None:
+    marker = tmp_path / "pwned"
+    evil = f"--upload-pack=touch {marker}"
+    revision = {"branch": None, "tag": None, "commit": None, kind: evil}
+    with pytest.raises(RepositoryCheckoutError, match=f"git_source.git_{kind}: '--upload-pack"):
+        checkout(
+            repo["url"],
+            dest=tmp_path / "co",
+            branch=revision["branch"],
+            tag=revision["tag"],
+            commit=revision["commit"],
+        )
+    assert not marker.exists()
+
+
+def test_git_reads_a_dash_ref_as_a_ref_not_an_option(repo: dict[str, str], tmp_path: Path) -> None:
+    """Below the checks: the commands themselves hand git URLs after ``--`` and refs as option values, so
+    even a ``-``-prefixed value that got past them is a name git looks up, never an option it obeys."""
+    marker = tmp_path / "pwned"
+    with pytest.raises(gitsource._GitFailed, match=r"Remote branch --upload-pack=touch .* not found"):
+        gitsource._clone(repo["url"], f"--upload-pack=touch {marker}", tmp_path / "a", 60)
+    with pytest.raises(gitsource._GitFailed, match=r"protocol '--upload-pack=touch .*' is not supported"):
+        gitsource._checkout_commit(injected(marker), repo["first"], tmp_path / "b", 60)
+    with pytest.raises(gitsource._GitFailed, match="commit '--output=x' is not in the repository"):
+        gitsource._checkout_commit(repo["url"], "--output=x", tmp_path / "c", 60)
+    assert not marker.exists()

@@ -64,3 +64,16 @@ def test_a_named_file_must_exist_and_be_valid(tmp_path: Path) -> None:
         Settings.from_env(environ={**env, "SLUICE_PARALLELISM": "x"})
     with pytest.raises(SluiceError, match="SLUICE_SMTP_TLS='tls' is not one of none, starttls, ssl"):
         Settings.from_env(environ={**env, "SLUICE_SMTP_TLS": "tls"})
+
+
+def test_allow_local_git_sources_is_a_flag(tmp_path: Path) -> None:
+    env = {"SLUICE_HOME": str(tmp_path)}
+    assert Settings.from_env(environ=env).allow_local_git_sources is True
+    (tmp_path / "sluice.toml").write_text("[server]\nallow_local_git_sources = false\n")
+    assert Settings.from_env(environ=env).allow_local_git_sources is False
+    on = Settings.from_env(environ={**env, "SLUICE_ALLOW_LOCAL_GIT_SOURCES": "yes"})
+    assert on.allow_local_git_sources is True
+    with pytest.raises(
+        SluiceError, match=r"SLUICE_ALLOW_LOCAL_GIT_SOURCES='maybe' is not true or false; set it to true"
+    ):
+        Settings.from_env(environ={**env, "SLUICE_ALLOW_LOCAL_GIT_SOURCES": "maybe"})

@@ -381,3 +381,69 @@ def test_rich_job_from_json_is_valid_and_checked() -> None:
     data["tasks"][3]["depends_on"][0]["task_key"] = "rows_okk"
     (p,) = validate_settings(JobSettings.from_api(data))
     assert p.message == "depends_on 'rows_okk' is not a task key (did you mean 'rows_ok'?)"
+
+
+def git_job(**git: str) -> dict[str, Any]:
+    return {"tasks": [nb("a")], "git_source": {"git_provider": "gitHub", **git}}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/x/y",
+        "http://git.internal/x.git",
+        "ssh://git@github.com:22/x/y.git",
+        "git@github.com:x/y.git",
+        "file:///srv/repos/y",
+        "/srv/repos/y",
+        "../y",
+    ],
+)
+def test_git_urls_sluice_checks_out(url: str) -> None:
+    assert check(git_job(git_url=url, git_branch="main")) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("--upload-pack=touch pwned", "it begins with '-', which git would read as an option"),
+        ("-oProxyCommand=x:y", "it begins with '-'"),
+        ("ext::sh -c touch% pwned", "it is not a repository URL Sluice checks out from"),
+        ("git://github.com/x/y", "it is not a repository URL Sluice checks out from"),
+        ("ssh://-oProxyCommand=touch%20x/y", "it is not a repository URL Sluice checks out from"),
+        ("https://h/x\ny", "it contains control characters"),
+    ],
+)
+def test_git_urls_that_are_refused_name_the_field(url: str, why: str) -> None:
+    p = one(git_job(git_url=url, git_branch="main"))
+    assert p.field == "git_source.git_url"
+    assert p.message.startswith(f"'{url}' cannot be used: {why}")
+    assert "give https://, http://, ssh://, git@host:path, file:// or a local path" in p.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("git_branch", "--upload-pack=touch pwned", "is not a valid branch name: it must not begin with '-'"),
+        ("git_tag", "-v1", "is not a valid tag name: it must not begin with '-'"),
+        ("git_branch", "a b", "is not a valid branch name: it contains spaces or control characters"),
+        ("git_commit", "--orphan", "is not a commit sha: give the commit's hexadecimal sha"),
+        ("git_commit", "HEAD~1", "is not a commit sha"),
+    ],
+)
+def test_revisions_that_git_could_read_as_options_are_refused(field: str, value: str, message: str) -> None:
+    p = one(git_job(git_url="https://github.com/x/y", **{field: value}))
+    assert p.field == f"git_source.{field}"
+    assert p.message.startswith(f"'{value}' {message}")
+
+
+def test_local_git_sources_only_where_allowed() -> None:
+    for url in ("/srv/repos/y", "file:///srv/repos/y", "repo"):
+        settings = JobSettings.from_api(git_job(git_url=url))
+        assert validate_settings(settings) == []
+        (p,) = validate_settings(settings, allow_local_git=False)
+        assert p.field == "git_source.git_url"
+        assert "is a local repository and this server does not allow local git sources" in p.message
+        assert "SLUICE_ALLOW_LOCAL_GIT_SOURCES=true" in p.message
+    remote = JobSettings.from_api(git_job(git_url="git@github.com:x/y.git"))
+    assert validate_settings(remote, allow_local_git=False) == []

@@ -26,10 +26,12 @@ def create_app(
     stores: Stores | None = None,
     on_run_created: Callable[[], None] | None = None,
     auth: bool = True,
+    allow_local_git_sources: bool = True,
 ) -> FastAPI:
     """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
 
     ``auth=False`` serves without tokens (tests of shapes only); ``sluice serve`` always authenticates.
+    ``allow_local_git_sources=False`` refuses jobs whose ``git_source.git_url`` is a local path or file://.
     """
     if (store is None) == (stores is None):
         raise ValueError("create_app needs exactly one of store= or stores=")
@@ -51,6 +53,7 @@ def create_app(
     app.state.stores = provider
     app.state.on_run_created = on_run_created
     app.state.auth = auth
+    app.state.allow_local_git_sources = allow_local_git_sources
     errors.install(app)
 
     secured = [Depends(authenticate)]

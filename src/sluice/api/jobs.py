@@ -71,13 +71,17 @@ class RunNowBody(_Request):
     pipeline_params: dict[str, Any] | None = None
 
 
-def validated(data: dict[str, Any]) -> dict[str, Any]:
-    """JobSettings JSON checked like ``sluice validate`` does; InvalidJobError lists every problem."""
+def validated(data: dict[str, Any], request: Request | None = None) -> dict[str, Any]:
+    """JobSettings JSON checked like ``sluice validate`` does; InvalidJobError lists every problem.
+
+    With the ``request``, a local ``git_source.git_url`` is refused unless the server allows local git
+    sources (``create_app(allow_local_git_sources=...)``)."""
     from sluice.spec.jobs import JobSettings
     from sluice.spec.validate import validate_settings
 
     settings = JobSettings.from_api(data)
-    problems = validate_settings(settings)
+    local = True if request is None else bool(request.app.state.allow_local_git_sources)
+    problems = validate_settings(settings, allow_local_git=local)
     if problems:
         raise InvalidJobError(problems)
     result: dict[str, Any] = settings.to_api()
@@ -100,8 +104,10 @@ def job_json(job: JobRecord, *, settings: dict[str, Any] | None = None) -> dict[
 
 
 @router.post("/jobs/create", summary="Create a job")
-def create(store: StoreDep, caller: CallerDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    settings = validated({k: v for k, v in body.items() if k not in _NOT_SETTINGS})
+def create(
+    request: Request, store: StoreDep, caller: CallerDep, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    settings = validated({k: v for k, v in body.items() if k not in _NOT_SETTINGS}, request)
     return {"job_id": store.create_job(settings, now=now_ms(), creator=caller).job_id}
 
 
@@ -204,17 +210,18 @@ def merge_settings(current: dict[str, Any], new: dict[str, Any], remove: list[st
 
 
 @router.post("/jobs/update", summary="Update some of a job's settings")
-def update(store: StoreDep, body: UpdateBody) -> dict[str, Any]:
+def update(request: Request, store: StoreDep, body: UpdateBody) -> dict[str, Any]:
     job = store.get_job(body.job_id)
-    settings = validated(merge_settings(job.settings, body.new_settings or {}, body.fields_to_remove or []))
+    merged = merge_settings(job.settings, body.new_settings or {}, body.fields_to_remove or [])
+    settings = validated(merged, request)
     store.update_job(job.job_id, settings, now=now_ms())
     return {}
 
 
 @router.post("/jobs/reset", summary="Replace all of a job's settings")
-def reset(store: StoreDep, body: ResetBody) -> dict[str, Any]:
+def reset(request: Request, store: StoreDep, body: ResetBody) -> dict[str, Any]:
     store.get_job(body.job_id)
-    settings = validated({k: v for k, v in body.new_settings.items() if k not in _NOT_SETTINGS})
+    settings = validated({k: v for k, v in body.new_settings.items() if k not in _NOT_SETTINGS}, request)
     store.update_job(body.job_id, settings, now=now_ms())
     return {}
 

@@ -72,7 +72,8 @@ def submit_run(
         raise bad_request("idempotency_token must be a string of 1 to 64 characters.")
     data = {k: v for k, v in body.items() if k not in _NOT_SETTINGS}
     data["name"] = str(body.get("run_name") or "Untitled")
-    run, _ = submit.submit_once(store, validated(data), now=now_ms(), idempotency_token=token, creator=caller)
+    settings = validated(data, request)
+    run, _ = submit.submit_once(store, settings, now=now_ms(), idempotency_token=token, creator=caller)
     run_created(request)
     return {"run_id": run.run_id}
 

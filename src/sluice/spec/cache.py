@@ -22,7 +22,7 @@ from typing import Any
 import sluice
 from sluice.identity import local_user
 
-_FORMAT = 2
+_FORMAT = 3  # 3: git_source checks (a cached job validated before them is checked again)
 
 
 @dataclass(frozen=True)

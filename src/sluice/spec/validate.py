@@ -3,7 +3,8 @@
 The models (:mod:`sluice.spec.jobs`) check each object in isolation (types, enums, ranges, one task type per
 task); here the job is checked as a whole: unique task keys, dependencies that exist and form no cycle,
 ``outcome`` only after condition tasks, condition tasks without retries or notifications, one level of
-for-each, compute keys that are defined, and every ``{{...}}`` reference inside a known namespace.
+for-each, compute keys that are defined, every ``{{...}}`` reference inside a known namespace, and a
+``git_source`` git can be given safely (:func:`sluice.gitsource.git_source_problems`).
 """
 
 from __future__ import annotations
@@ -62,15 +63,24 @@ def validate(job: LoadedJob) -> list[Problem]:
 
 
 def validate_settings(
-    settings: JobSettings, *, file: str | None = None, job: str | None = None
+    settings: JobSettings,
+    *,
+    file: str | None = None,
+    job: str | None = None,
+    allow_local_git: bool = True,
 ) -> list[Problem]:
-    """Every problem of one job's settings (for callers without a file, e.g. ``jobs/create``)."""
+    """Every problem of one job's settings (for callers without a file, e.g. ``jobs/create``).
+
+    ``allow_local_git=False`` refuses a ``git_source.git_url`` that is a local path or ``file://`` (a
+    server without ``allow_local_git_sources``).
+    """
     c = _Checker(settings, file, job)
     c.task_keys()
     c.dependencies()
     c.cycle()
     c.parameters()
     c.triggers()
+    c.git_source(allow_local=allow_local_git)
     for i, task in enumerate(settings.tasks):
         c.task(task, f"tasks[{i}]", task.task_key)
         fe = task.for_each_task
@@ -194,6 +204,15 @@ class _Checker:
             cron.resolve_timezone(timezone_id)
         except cron.CronError as exc:
             self.add(str(exc), field="schedule.timezone_id")
+
+    def git_source(self, *, allow_local: bool) -> None:
+        from sluice.gitsource import git_source_problems
+
+        git = self.settings.git_source
+        if git is None:
+            return
+        for name, message in git_source_problems(git.model_dump(), allow_local=allow_local):
+            self.add(message, field=f"git_source.{name}")
 
     # -- one task -----------------------------------------------------------------------------------------
 
