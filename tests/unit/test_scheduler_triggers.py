@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from scheduler_support import job_settings, ms, open_store
 
-from sluice.scheduler import DeltaLogVersions, Scheduler
+from sluice.scheduler import CatalogTableVersions, DeltaLogVersions, Scheduler
 from sluice.scheduler.file_arrival import list_files
 from sluice.scheduler.table_update import newest_version
 from sluice.store import Store
+from sluice.store.catalog import CatalogStore
 
 __all__ = ["open_store"]
 
@@ -269,6 +270,27 @@ def test_all_updated_waits_for_every_table(open_store: Callable[[], Store], tabl
     commit(tables["main.s.orders"], 2, T0)
     scheduler.tick(T0 + 4 * S)
     assert len(runs_of(store, job.job_id)) == 1  # customers has not changed since the run
+
+
+def test_catalog_table_versions_resolve_names_in_the_store_owned_catalog(tmp_path: Path) -> None:
+    with CatalogStore.open(None, tmp_path) as catalog:
+        catalog.create_catalog("main", T0)
+        catalog.put_table("main", "s", "orders", location=str(tmp_path / "ext" / "orders"), now=T0)
+        managed = catalog.table_location("workspace", "default", "events")
+        catalog.put_table("workspace", "default", "events", location=str(managed), now=T0)
+    commit(tmp_path / "ext" / "orders", 0, T0)
+    commit(tmp_path / "ext" / "orders", 1, T0 + S)
+    versions = CatalogTableVersions(None, tmp_path)
+    try:
+        assert versions("main.s.orders") == versions("MAIN.S.`orders`") == 1
+        assert versions.commit_timestamp("main.s.orders", 1) == T0 + S
+        assert versions("events") is None  # in the catalog, nothing committed yet
+        commit(managed, 0, T0)
+        assert versions("events") == versions("default.events") == versions("workspace.default.events") == 0
+        assert versions("main.s.nothing") is None  # not in the catalog (yet)
+    finally:
+        versions.close()
+    versions.close()  # closing twice is fine
 
 
 def test_table_update_without_a_catalog_waits_and_says_so(

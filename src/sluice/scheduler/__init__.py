@@ -7,6 +7,6 @@ pure functions of ``now`` (``slots``, ``events``, ``continuous``, ``table_update
 from __future__ import annotations
 
 from sluice.scheduler.loop import Scheduler
-from sluice.scheduler.table_update import DeltaLogVersions
+from sluice.scheduler.table_update import CatalogTableVersions, DeltaLogVersions
 
-__all__ = ["DeltaLogVersions", "Scheduler"]
+__all__ = ["CatalogTableVersions", "DeltaLogVersions", "Scheduler"]

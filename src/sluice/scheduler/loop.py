@@ -99,9 +99,10 @@ def _watched(
 class Scheduler:
     """Fires the store's schedules and triggers; the server calls ``tick(now_ms)`` from its loop.
 
-    ``table_versions`` gives a table's current version (see ``table_update.DeltaLogVersions``; None:
-    table-update triggers wait, logged once). ``file_locations`` maps a file-arrival ``url`` to a local
-    path or fsspec URL (e.g. ``/Volumes/...`` to its directory; default: the url itself).
+    ``table_versions`` gives a table's current version (``sluice serve`` gives the store-owned catalog's,
+    ``table_update.CatalogTableVersions``; None: table-update triggers wait, logged once); its
+    ``close()``, if it has one, is called by ``close()``. ``file_locations`` maps a file-arrival ``url``
+    to a local path or fsspec URL (e.g. ``/Volumes/...`` to its directory; default: the url itself).
     ``scan_inline=True`` lists file-arrival locations inside ``tick`` (deterministic tests); by default
     listings run on background threads and a tick only picks up their results.
     """
@@ -132,6 +133,9 @@ class Scheduler:
 
     def close(self) -> None:
         self.scanner.close()
+        close = getattr(self.table_versions, "close", None)
+        if callable(close):
+            close()
 
     # --- the loop -----------------------------------------------------------------------------------
 

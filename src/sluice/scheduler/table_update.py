@@ -1,9 +1,10 @@
 """Table versions for table-update triggers, and the pure decision of which updates fire.
 
 The scheduler asks an injected ``table_versions(name) -> int | None`` for each table's current version
-(None: the table does not exist yet). :class:`DeltaLogVersions` is the default implementation: it maps a
-table name to its Delta directory with a resolver (the catalog's) and reads the newest commit file
-``_delta_log/NNNNNNNNNNNNNNNNNNNN.json`` there, without Spark and without ``deltalake``.
+(None: the table does not exist yet). :class:`DeltaLogVersions` maps a table name to its Delta directory
+with a resolver and reads the newest commit file ``_delta_log/NNNNNNNNNNNNNNNNNNNN.json`` there, without
+Spark and without ``deltalake``; :class:`CatalogTableVersions` is the one ``sluice serve`` gives its
+scheduler: the resolver is the store-owned catalog.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sluice.scheduler.file_arrival import local_path
+
+if TYPE_CHECKING:
+    from sluice.store.catalog import CatalogStore
 
 TableVersions = Callable[[str], int | None]
 
@@ -75,6 +81,33 @@ class DeltaLogVersions:
     def commit_timestamp(self, name: str, version: int) -> int | None:
         location = self._resolve(name)
         return None if location is None else commit_timestamp(location, version)
+
+
+class CatalogTableVersions(DeltaLogVersions):
+    """Table versions of the store-owned catalog: ``catalog.schema.table`` (one or two parts take the
+    current ``workspace.default``, as in SQL) resolves to the location the catalog records for it (None:
+    no such table yet). The catalog is read over a connection of its own (the scheduler's thread alone
+    uses it), opened on first use; ``close()`` closes it."""
+
+    def __init__(self, database_url: str | None, home: Path) -> None:
+        super().__init__(self._location)
+        self.database_url = database_url
+        self.home = home
+        self._catalog: CatalogStore | None = None
+
+    def _location(self, name: str) -> str | None:
+        from sluice.store.catalog import CatalogStore, split_name
+
+        catalog, schema, table = split_name(name)
+        if self._catalog is None:
+            self._catalog = CatalogStore.open(self.database_url, self.home)
+        record = self._catalog.get_table(catalog, schema, table)
+        return None if record is None else record.location
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,13 @@ def _notifier(settings: Settings, store: Store) -> Service:
 
 
 def _scheduler(settings: Settings, store: Store) -> Service:
-    from sluice.scheduler import Scheduler
+    from sluice.scheduler import CatalogTableVersions, Scheduler
 
-    return Scheduler(store, file_locations=lambda url: local_location(url, settings.home))
+    return Scheduler(
+        store,
+        table_versions=CatalogTableVersions(settings.database_url, settings.home),
+        file_locations=lambda url: local_location(url, settings.home),
+    )
 
 
 def local_location(url: str, home: Path) -> str:
