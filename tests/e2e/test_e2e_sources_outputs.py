@@ -83,6 +83,21 @@ def test_git_source_with_a_missing_branch_fails_the_run_clearly(ws: Workspace) -
     assert not (ws.dir / "ran.txt").exists()
 
 
+def test_a_git_url_that_is_an_option_is_refused_by_validate_and_run(ws: Workspace) -> None:
+    marker = ws.root / "pwned"
+    head = make_repo(ws.root / "repo")
+    task = py_task("step", "etl/step.py", params=[str(ws.dir / "ran.txt")])
+    task["spark_python_task"]["source"] = "GIT"
+    evil = f"--upload-pack=touch {marker};#://x"
+    path = ws.job([task], git_source={"git_url": evil, "git_provider": "gitHub", "git_commit": head})
+    for command in ("validate", "run"):
+        done = ws.cli(command, str(path))
+        assert done.returncode == 2, done.stderr
+        assert f"git_source.git_url: '{evil}' cannot be used: it begins with '-'" in done.stderr
+    assert not marker.exists()
+    assert ws.list_runs() == []
+
+
 LOUD = """
 import sys
 print("line on stdout")

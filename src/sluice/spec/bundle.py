@@ -345,7 +345,9 @@ def _resolve_job_paths(job: dict[str, Any]) -> None:
     has_git = isinstance(git, dict)
     if isinstance(git, dict) and isinstance(git.get("git_url"), _Located):
         url: _Located = git["git_url"]
-        git["git_url"] = os.path.normpath(url.base / url.text) if _is_relative_local(url.text) else url.text
+        # A git_url beginning with '-' is left as written, for validation to refuse (never made a path).
+        relative = _is_relative_local(url.text) and not url.text.startswith("-")
+        git["git_url"] = os.path.normpath(url.base / url.text) if relative else url.text
     for task in _iter_tasks(job):
         for container, field, git_default in _path_containers(task):
             value = container[field]
