@@ -7,6 +7,7 @@ endpoint refuses it with 400 INVALID_PARAMETER_VALUE naming the field, stores no
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,9 +132,14 @@ def test_a_server_can_refuse_local_git_sources(ws: Workspace, url_of: Any) -> No
     make_repo(repo)
     local = job({"git_url": url_of(repo), "git_branch": "main"}, ws.root / "ran.txt")
     remote = job({"git_url": "https://github.com/example/jobs.git", "git_branch": "main"}, ws.root / "x")
+    # a job stored before (`sluice jobs create` on this machine may name a local repository)
+    body = ws.write("local.json", json.dumps(local))
+    stored = ws.json("jobs", "create", "--json", str(body))["job_id"]
     with serve(ws, SLUICE_ALLOW_LOCAL_GIT_SOURCES="false") as http:
         message = refused(http.post("/jobs/create", json=local), "git_source.git_url")
         assert "this server does not allow local git sources" in message
         assert "SLUICE_ALLOW_LOCAL_GIT_SOURCES=true" in message
         refused(http.post("/jobs/runs/submit", json=local), "git_source.git_url")
+        refused(http.post("/jobs/run-now", json={"job_id": stored}), "git_source.git_url")
+        assert http.get("/jobs/runs/list").json().get("runs", []) == []
         assert http.post("/jobs/create", json=remote).status_code == 200

@@ -88,6 +88,20 @@ def validated(data: dict[str, Any], request: Request | None = None) -> dict[str,
     return result
 
 
+def _check_git_source(settings: dict[str, Any], request: Request) -> None:
+    """A stored job's git_source as this server allows it now (it may predate the check or the setting)."""
+    from sluice.errors import Problem
+    from sluice.gitsource import git_source_problems
+
+    git = settings.get("git_source")
+    if not isinstance(git, dict):
+        return
+    local = bool(request.app.state.allow_local_git_sources)
+    problems = [Problem(m, field=f"git_source.{f}") for f, m in git_source_problems(git, allow_local=local)]
+    if problems:
+        raise InvalidJobError(problems)
+
+
 def job_json(job: JobRecord, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Job as jobs/get and jobs/list show it: ``run_as`` is write-only, read back as ``run_as_user_name``
     (the job's creator when it names nobody)."""
@@ -235,6 +249,7 @@ def delete(store: StoreDep, body: JobIdBody) -> dict[str, Any]:
 @router.post("/jobs/run-now", summary="Start a run of a job")
 def run_now_route(request: Request, store: StoreDep, caller: CallerDep, body: RunNowBody) -> dict[str, Any]:
     job = store.get_job(body.job_id)
+    _check_git_source(job.settings, request)
     overriding = {name: getattr(body, name) for name in LEGACY_PARAMS if getattr(body, name) is not None}
     run, _ = run_now(
         store,
