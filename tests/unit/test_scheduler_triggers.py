@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from sluice.scheduler.file_arrival import list_files
 from sluice.scheduler.table_update import newest_version
 from sluice.store import Store
 from sluice.store.catalog import CatalogStore
+from sluice.store.testing import postgres_schema, require_postgres
 
 __all__ = ["open_store"]
 
@@ -272,15 +273,26 @@ def test_all_updated_waits_for_every_table(open_store: Callable[[], Store], tabl
     assert len(runs_of(store, job.job_id)) == 1  # customers has not changed since the run
 
 
-def test_catalog_table_versions_resolve_names_in_the_store_owned_catalog(tmp_path: Path) -> None:
-    with CatalogStore.open(None, tmp_path) as catalog:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+    else:
+        with postgres_schema(require_postgres()) as url:
+            yield url
+
+
+def test_catalog_table_versions_resolve_names_in_the_store_owned_catalog(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    with CatalogStore.open(database_url, tmp_path) as catalog:
         catalog.create_catalog("main", T0)
         catalog.put_table("main", "s", "orders", location=str(tmp_path / "ext" / "orders"), now=T0)
         managed = catalog.table_location("workspace", "default", "events")
         catalog.put_table("workspace", "default", "events", location=str(managed), now=T0)
     commit(tmp_path / "ext" / "orders", 0, T0)
     commit(tmp_path / "ext" / "orders", 1, T0 + S)
-    versions = CatalogTableVersions(None, tmp_path)
+    versions = CatalogTableVersions(database_url, tmp_path)
     try:
         assert versions("main.s.orders") == versions("MAIN.S.`orders`") == 1
         assert versions.commit_timestamp("main.s.orders", 1) == T0 + S
