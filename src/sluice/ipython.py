@@ -97,16 +97,20 @@ def control(name: str) -> Any:
 
 def load(ipython: Any) -> None:
     """Set up ``ipython`` (a running IPython shell): see the module docstring."""
-    from sluice.runtime import dbutils, redact
+    from sluice.runtime import dbutils, hooks, redact
     from sluice.runtime.display import display, displayHTML
     from sluice.runtime.spark import spark
 
+    hooks.install()
     widgets = dbutils.widgets
     renderer = _Renderer(widgets)
     widgets.on_created = renderer.created
     widgets.on_removed = renderer.removed
     redact.install_in_ipython(ipython)
-    ipython.push({"dbutils": dbutils, "display": display, "displayHTML": displayHTML, "spark": spark})
+    from sluice.runtime.widgets import getArgument
+
+    names = {"dbutils": dbutils, "display": display, "displayHTML": displayHTML, "spark": spark}
+    ipython.push({**names, "getArgument": getArgument})
 
 
 def unload(ipython: Any) -> None:

@@ -270,6 +270,8 @@ class RunState:
             "job_run_id": self.run_id,
             "task_key": key,
             "task_run_id": attempt.task_run_id,
+            "user_name": self.record.creator_user_name,
+            "job_name": self.record.run_name,
             "attempt_number": attempt.attempt_number,
             "parameters": self.job_parameters,
             # Every finished task, with {} when it set nothing: get() then says "no such key", not "no task".

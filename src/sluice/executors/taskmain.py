@@ -33,6 +33,7 @@ from importlib.machinery import SourceFileLoader
 from typing import Any, NoReturn, cast
 
 from sluice.executors import PROCESS_TAG_ENV, TAG_WIDTH
+from sluice.runtime import hooks
 
 ERROR_FILE = "error.json"
 STDOUT_FILE = "stdout.log"
@@ -115,6 +116,7 @@ def _run(request: Mapping[str, Any], token: str) -> int:
     os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
     os.environ[PROCESS_TAG_ENV] = f"{token}.{str(request['id']).zfill(TAG_WIDTH)}"
     os.environ[ATTEMPT_DIR_ENV] = attempt_dir
+    hooks.install()  # SparkSession.builder, databricks.sdk.runtime and pyspark.dbutils find the run's objects
     extra_path = request.get("env", {}).get("PYTHONPATH", "")
     kind = str(request["kind"])
     if kind != "notebook":

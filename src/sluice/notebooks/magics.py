@@ -204,9 +204,28 @@ def _widget_values(shell: InteractiveShell) -> dict[str, str]:
         return {}
 
 
+_GET_ARGUMENT = re.compile(
+    r"""\bgetArgument\(\s*(['"])(?P<name>[^'"]+)\1\s*(?:,\s*(['"])(?P<default>[^'"]*)\3\s*)?\)"""
+)
+
+
+def _get_argument(match: re.Match[str], values: Mapping[str, str]) -> str:
+    """``getArgument('name'[, 'default'])`` in SQL: the widget's value as a string literal."""
+    name, default = match.group("name"), match.group("default")
+    value = values.get(name, default)
+    if value is None:
+        raise MagicError(
+            f"getArgument('{name}') in %sql: no widget or job parameter '{name}' is defined; create it with "
+            f"dbutils.widgets.text('{name}', ...) or pass a default: getArgument('{name}', 'default')"
+        )
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _bind_parameters(statement: str, values: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    """Legacy ``${name}`` text substitution, and the ``:name`` markers to bind as ``args``."""
-    text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), statement)
+    """``getArgument('name')`` and legacy ``${name}`` text substitution, and the ``:name`` markers to bind as
+    ``args``."""
+    text = _GET_ARGUMENT.sub(lambda m: _get_argument(m, values), statement)
+    text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), text)
     outside_quotes = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", "", text)
     wanted = {m.group(1) for m in _PARAM_MARKER.finditer(outside_quotes)}
     return text, {name: values[name] for name in wanted if name in values}

@@ -1,0 +1,177 @@
+"""Databricks code as its authors write it, through `sluice run`: nothing imported from Sluice.
+
+A Spark Python script that builds its own session with ``SparkSession.builder...getOrCreate()`` and takes
+``dbutils`` from ``databricks.sdk.runtime`` / ``pyspark.dbutils``; a notebook that imports a helper
+module doing the same, reads its context through ``dbutils.notebook.entry_point``, uses ``getArgument``
+(also in ``%sql``) and ``df.display()``. On the run's job cluster (started lazily) and on a remote
+``sc://`` server named by ``SPARK_REMOTE``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from e2e.helpers import Workspace, py_task, task_message
+
+LOAD = """
+import json
+import sys
+
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("daily_load").config("spark.sql.shuffle.partitions", "4").getOrCreate()
+assert SparkSession.getActiveSession() is spark
+assert SparkSession.builder.getOrCreate() is spark
+
+from databricks.sdk.runtime import dbutils
+from pyspark.dbutils import DBUtils
+
+customers = spark.createDataFrame(
+    [(1, "Ada", "emea"), (2, "Grace", "amer"), (3, "Linus", "emea")], "id int, name string, region string"
+)
+customers.write.mode("overwrite").saveAsTable("workspace.fidelity.customers")
+dbutils.jobs.taskValues.set("rows", customers.count())
+context = dbutils.notebook.entry_point.getDbutils().notebook().getContext()
+with open(sys.argv[1], "w") as out:
+    json.dump(
+        {
+            "partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+            "same_dbutils": DBUtils(spark) is dbutils,
+            "run_id": context.currentRunId().get().id(),
+            "job_id": context.jobId().get(),
+            "user": context.tags().apply("user"),
+        },
+        out,
+    )
+"""
+
+HELPERS = """
+from pyspark.sql import SparkSession
+
+
+def customers_in(region):
+    spark = SparkSession.builder.getOrCreate()
+    return spark.table("workspace.fidelity.customers").where(f"region = '{region}'")
+"""
+
+REPORT = """
+# Databricks notebook source
+import json
+
+from databricks.sdk.runtime import dbutils as sdk_dbutils
+from helpers import customers_in
+
+region = getArgument("region", "amer")
+emea = customers_in(region)
+emea.display()
+count = emea.count()
+
+# COMMAND ----------
+
+# MAGIC %sql
+# MAGIC CREATE OR REPLACE TEMPORARY VIEW picked AS
+# MAGIC SELECT name FROM workspace.fidelity.customers
+# MAGIC WHERE region = getArgument('region') AND id > getArgument('min_id', '1')
+
+# COMMAND ----------
+
+ctx = dbutils.notebook.entry_point.getDbutils().notebook().getContext()
+doc = json.loads(ctx.toJson())
+dbutils.notebook.exit(json.dumps({
+    "count": count,
+    "picked": [r["name"] for r in spark.table("picked").collect()],
+    "same_dbutils": sdk_dbutils is dbutils,
+    "rows": dbutils.jobs.taskValues.get("load", "rows"),
+    "path": ctx.notebookPath().get(),
+    "user": ctx.userName().get(),
+    "tag_user": ctx.tags().apply("user"),
+    "run_id": ctx.currentRunId().get().id(),
+    "job_id": ctx.jobId().get(),
+    "has_api_url": ctx.apiUrl().isDefined(),
+    "json": doc,
+}))
+"""
+
+
+def _output(ws: Workspace, task: dict[str, Any]) -> dict[str, Any]:
+    out = ws.json("runs", "get-output", str(task["run_id"]))
+    result: dict[str, Any] = json.loads(out["notebook_output"]["result"])
+    return result
+
+
+def test_a_databricks_script_and_notebook_build_their_own_session_and_runtime(ws: Workspace) -> None:
+    ws.write("load.py", LOAD)
+    ws.write("helpers.py", HELPERS)
+    ws.write("report.py", REPORT)
+    loaded = ws.dir / "load.json"
+    tasks = [
+        py_task("load", "load.py", params=[str(loaded)]),
+        {
+            "task_key": "report",
+            "depends_on": [{"task_key": "load"}],
+            "notebook_task": {"notebook_path": "report", "base_parameters": {"region": "emea"}},
+        },
+    ]
+    done = ws.run(ws.job(tasks, file="customers.yml"), timeout=240)
+    assert done.run.result_state == "SUCCESS", [task_message(t) for t in done.run.tasks]
+    load = json.loads(loaded.read_text())
+    assert load["partitions"] == "4"
+    assert load["same_dbutils"] is True
+    assert load["run_id"] == done.run.task("load")["run_id"]
+    assert load["job_id"] == str(done.run.job_id)
+    assert load["user"]
+
+    report = _output(ws, done.run.task("report"))
+    assert report["count"] == 2
+    assert report["picked"] == ["Linus"]
+    assert report["same_dbutils"] is True
+    assert report["rows"] == 3
+    assert report["path"] == str(ws.dir / "report")
+    assert report["user"] == report["tag_user"] == load["user"]
+    run_id = done.run.task("report")["run_id"]
+    assert report["run_id"] == run_id
+    assert report["job_id"] == str(done.run.job_id)
+    assert report["has_api_url"] is False
+    doc = report["json"]
+    assert doc["currentRunId"] == {"id": run_id}
+    assert doc["tags"]["jobId"] == str(done.run.job_id)
+    assert doc["tags"]["runId"] == str(run_id)
+    assert doc["tags"]["multitaskParentRunId"] == str(done.run.run_id)
+    assert doc["tags"]["user"] == load["user"]
+    assert doc["extraContext"]["notebook_path"] == str(ws.dir / "report")
+
+    listed = ws.json("catalog", "list", "workspace.fidelity", "--output", "json")
+    assert [i["name"] for i in listed["items"]] == ["workspace.fidelity.customers"]
+
+
+REMOTE = """
+import sys
+
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("remote").getOrCreate()
+spark.createDataFrame([(1,)], "n int").write.mode("overwrite").saveAsTable("workspace.fidelity.remote")
+with open(sys.argv[1], "w") as out:
+    out.write(str(spark.table("workspace.fidelity.remote").count()))
+"""
+
+
+def test_the_builder_returns_the_remote_clusters_prepared_session(ws: Workspace, tmp_path: Path) -> None:
+    from sluice.catalog.session import sail_env
+    from sluice.compute.server import start_server
+
+    server = start_server(tmp_path / "remote-home", name="remote", env=sail_env([]))
+    try:
+        ws.env["SPARK_REMOTE"] = server.endpoint
+        ws.write("remote.py", REMOTE)
+        out = ws.dir / "remote.txt"
+        done = ws.run(ws.job([py_task("remote", "remote.py", params=[str(out)])]), timeout=240)
+        assert done.run.result_state == "SUCCESS", [task_message(t) for t in done.run.tasks]
+        assert out.read_text() == "1"
+        # saveAsTable went through Sluice's catalog: the table is recorded with its location
+        described = ws.json("catalog", "describe", "workspace.fidelity.remote", "--output", "json")
+        assert {col["name"] for col in described["columns"]} == {"n"}
+    finally:
+        server.stop()
