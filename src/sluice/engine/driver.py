@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sluice import dag, gitsource
 from sluice.compute.manager import ComputeManager
-from sluice.engine import control, runstate, workflow_runs
+from sluice.engine import control, runstate, seconds, workflow_runs
 from sluice.engine.clock import Clock, now_ms
 from sluice.engine.identity import DriverId
 from sluice.engine.plan import TaskPlan
@@ -616,13 +616,13 @@ class Driver:
         """Kill the attempt's processes, or cancel the run a run-job attempt waits for."""
         parked = next((a for _, a in self.children.values() if a.task_run_id == attempt_id), None)
         if parked is not None and parked.killed_as is None:
-            message = f"Task timed out after {parked.timeout_s} seconds."
+            message = f"Task timed out after {seconds(parked.timeout_s)}."
             control.stop_children(self, state, attempt_id, ResultState.TIMEDOUT, message)
         entry = self._running.get(attempt_id)
         if entry is not None and entry[1].killed_as is None:
             attempt = entry[1]
             attempt.killed_as = ResultState.TIMEDOUT
-            attempt.kill_reason = f"Task timed out after {attempt.timeout_s} seconds."
+            attempt.kill_reason = f"Task timed out after {seconds(attempt.timeout_s)}."
             self._kills.append((attempt_id, KILL_GRACE_S))
 
     def _poll_cancels(self, now: int) -> None:

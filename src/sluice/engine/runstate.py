@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice import dag
+from sluice.engine import seconds
 from sluice.engine.plan import JobPlan, TaskPlan
 from sluice.errors import SluiceError
 from sluice.states import LifeCycleState, ResultState, RunIf
@@ -202,7 +203,7 @@ class RunState:
 
     def stop_message(self) -> str:
         if self.stopping is ResultState.TIMEDOUT:
-            return f"Run timed out after {self.timeout_seconds} seconds."
+            return f"Run timed out after {seconds(self.timeout_seconds)}."
         return "Run was canceled."
 
     # ------------------------------------------------------------------ references and context
