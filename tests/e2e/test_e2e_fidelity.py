@@ -10,6 +10,7 @@ module doing the same, reads its context through ``dbutils.notebook.entry_point`
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from e2e.helpers import Workspace, py_task, task_message
 
 LOAD = """
 import json
+import time
 import sys
 
 from pyspark.sql import SparkSession
@@ -59,6 +61,7 @@ def customers_in(region):
 REPORT = """
 # Databricks notebook source
 import json
+import time
 
 from databricks.sdk.runtime import dbutils as sdk_dbutils
 from helpers import customers_in
@@ -175,3 +178,15 @@ def test_the_builder_returns_the_remote_clusters_prepared_session(ws: Workspace,
         assert {col["name"] for col in described["columns"]} == {"n"}
     finally:
         server.stop()
+
+
+def test_runs_list_shows_whole_names_and_the_start_time(ws: Workspace) -> None:
+    name = "nightly-ecommerce-medallion-refresh-for-the-marketing-dashboards"
+    done = ws.run(ws.job([py_task("ok", "ok.py")], file="long.yml", name=name))
+    assert done.run.result_state == "SUCCESS"
+    listed = ws.cli("runs", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert name in listed.stdout
+    assert "start_time" in listed.stdout
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.run.data["start_time"] / 1000))
+    assert started in listed.stdout

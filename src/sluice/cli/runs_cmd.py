@@ -120,6 +120,15 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
     return exit_code_for(state.get("result_state"))
 
 
+def _local_time(ms: int | None) -> str:
+    """``2026-12-06 21:45:07`` in the machine's time zone, or "" for a run not started."""
+    if not ms:
+        return ""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
 @app.command("list")
 def list_runs(
     job_id: Annotated[int | None, typer.Option("--job-id", help="Only runs of this job.")] = None,
@@ -146,12 +155,13 @@ def list_runs(
         print_json({"runs": docs} if docs else {})
         return
     print_table(
-        ["run_id", "job_id", "name", "trigger", "state", "result", "duration"],
+        ["run_id", "job_id", "name", "start_time", "trigger", "state", "result", "duration"],
         [
             (
                 d["run_id"],
                 d.get("job_id"),
                 d.get("run_name"),
+                _local_time(d.get("start_time")),
                 d.get("trigger"),
                 d["state"]["life_cycle_state"],
                 d["state"].get("result_state") or "",
