@@ -190,3 +190,63 @@ def test_runs_list_shows_whole_names_and_the_start_time(ws: Workspace) -> None:
     assert "start_time" in listed.stdout
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.run.data["start_time"] / 1000))
     assert started in listed.stdout
+
+
+GREETER = """
+# Databricks notebook source
+print("hello from the notebook")
+"""
+
+
+def test_a_task_run_id_works_where_a_job_run_id_and_task_do(ws: Workspace) -> None:
+    ws.write("greeter.py", GREETER)
+    tasks = [
+        py_task("script", "ok.py"),
+        {
+            "task_key": "nb",
+            "depends_on": [{"task_key": "script"}],
+            "notebook_task": {"notebook_path": "greeter"},
+        },
+    ]
+    done = ws.run(ws.job(tasks, file="ids.yml"))
+    assert done.run.result_state == "SUCCESS", [task_message(t) for t in done.run.tasks]
+    job_run, nb_run = done.run.run_id, done.run.task("nb")["run_id"]
+    script_run = done.run.task("script")["run_id"]
+
+    by_task_run = ws.cli("runs", "logs", str(nb_run))
+    assert by_task_run.returncode == 0, by_task_run.stderr
+    assert "hello from the notebook" in by_task_run.stdout
+    assert f"=== nb attempt 0 (task run {nb_run}) ===" in by_task_run.stdout
+    assert "=== script" not in by_task_run.stdout
+    assert ws.cli("runs", "logs", str(nb_run), "--task", "nb").returncode == 0
+
+    wrong = ws.cli("runs", "logs", str(nb_run), "--task", "script")
+    assert wrong.returncode != 0
+    assert f"use 'sluice runs logs {job_run} --task script'" in wrong.stderr
+
+    page = ws.dir / "nb.html"
+    exported = ws.cli("runs", "export", str(job_run), "--task", "nb", "-o", str(page))
+    assert exported.returncode == 0, exported.stderr
+    assert "hello from the notebook" in page.read_text()
+
+    refused = ws.cli("runs", "export", str(job_run))
+    assert refused.returncode != 0
+    assert f"script {script_run}, nb {nb_run}" in refused.stderr
+
+    output = ws.cli("runs", "get-output", str(job_run))
+    assert output.returncode != 0
+    assert (
+        f"Run {job_run} is a job run; its tasks (latest task run ids): script {script_run}, nb {nb_run}"
+        in (output.stderr)
+    )
+
+    missing = ws.cli("runs", "logs", "999999")
+    assert "Run 999999 does not exist (neither a job run nor a task run)." in missing.stderr
+
+
+def test_commands_that_print_json_by_default_say_so(ws: Workspace) -> None:
+    ws.env["COLUMNS"] = "200"
+    for command in (["runs", "repair", "--help"], ["jobs", "run-now", "--help"]):
+        shown = ws.cli(*command)
+        assert shown.returncode == 0, shown.stderr
+        assert "json (default) or table." in shown.stdout, command

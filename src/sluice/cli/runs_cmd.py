@@ -26,6 +26,7 @@ from sluice.cli.common import (
 
 if TYPE_CHECKING:
     from sluice.store import Store
+    from sluice.store.records import TaskRunRecord
 
 app = typer.Typer(help="Inspect, follow, cancel and reconcile runs.", no_args_is_help=True)
 
@@ -257,9 +258,32 @@ def _cancel_local(run_id: int, *, wait: bool) -> None:
         store.close()
 
 
+def _task_run_list(task_runs: list[TaskRunRecord]) -> str:
+    """``bronze 2, silver 3`` (the latest attempt of each task, in order of first start)."""
+    latest: dict[str, int] = {}
+    for tr in task_runs:
+        latest[tr.task_key] = tr.run_id
+    return ", ".join(f"{key} {run_id}" for key, run_id in latest.items()) or "none"
+
+
+def _job_run_of(store: Store, run_id: int) -> tuple[int, TaskRunRecord | None]:
+    """``(job run id, None)`` for a job run id; ``(its job run id, the task run)`` for a task run id."""
+    from sluice.errors import NotFoundError
+
+    try:
+        store.get_run(run_id)
+        return run_id, None
+    except NotFoundError:
+        try:
+            tr = store.get_task_run(run_id)
+        except NotFoundError:
+            raise NotFoundError(f"Run {run_id} does not exist (neither a job run nor a task run).") from None
+        return tr.job_run_id, tr
+
+
 @app.command("logs")
 def logs(
-    run_id: RunIdArg,
+    run_id: Annotated[int, typer.Argument(help="A job run id, or a task run id (no --task needed).")],
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
     attempt: Annotated[int | None, typer.Option("--attempt", help="Only this attempt number.")] = None,
 ) -> None:
@@ -271,16 +295,30 @@ def logs(
         remote.local_only("runs logs")
         store = open_store(load_settings())
         try:
-            store.get_run(run_id)
-            task_runs = [
-                tr
-                for tr in store.list_task_runs(run_id)
-                if (task is None or tr.task_key == task) and (attempt is None or tr.attempt_number == attempt)
-            ]
+            job_run_id, one = _job_run_of(store, run_id)
+            every = store.list_task_runs(job_run_id)
         finally:
             store.close()
+    if one is not None:
+        if task is not None and task != one.task_key:
+            fail(
+                f"run {run_id} is task run '{one.task_key}' of job run {job_run_id}, not '{task}'; "
+                f"use 'sluice runs logs {job_run_id} --task {task}'",
+                EXIT_INVALID,
+            )
+        task_runs = [tr for tr in every if tr.run_id == one.run_id]
+    else:
+        task_runs = [
+            tr
+            for tr in every
+            if (task is None or tr.task_key == task) and (attempt is None or tr.attempt_number == attempt)
+        ]
     if not task_runs:
-        fail(f"run {run_id} has no task attempt matching --task {task} --attempt {attempt}", EXIT_INVALID)
+        fail(
+            f"run {run_id} has no task attempt matching --task {task} --attempt {attempt}; "
+            f"its tasks (latest task run ids): {_task_run_list(every)}",
+            EXIT_INVALID,
+        )
     from sluice.engine.output import read_log
 
     for tr in task_runs:
@@ -304,27 +342,45 @@ def get_output(
             print_json(client.run_output(task_run_id))
             return
         from sluice.engine.output import run_output
+        from sluice.errors import InvalidRequestError
 
         store = open_store(load_settings())
         try:
-            print_json(run_output(store, task_run_id))
+            try:
+                print_json(run_output(store, task_run_id))
+            except InvalidRequestError as exc:  # a job run id: name its task runs
+                every = store.list_task_runs(task_run_id)
+                raise InvalidRequestError(
+                    f"{exc} Run {task_run_id} is a job run; its tasks (latest task run ids): "
+                    f"{_task_run_list(every)}"
+                ) from None
         finally:
             store.close()
 
 
 @app.command("export")
 def export(
-    task_run_id: Annotated[int, typer.Argument(help="The task run id of a notebook task attempt.")],
+    task_run_id: Annotated[
+        int, typer.Argument(help="The task run id of a notebook task attempt, or a job run id with --task.")
+    ],
     output_file: Annotated[
         Path | None,
         typer.Option("--file", "-o", help="Write the HTML here instead of to standard output."),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="With a job run id: export this task's latest attempt.")
     ] = None,
     profile: ProfileOpt = None,
 ) -> None:
     """Export a notebook task run as HTML: the executed notebook with its outputs, also after a failure."""
     with errors_to_exit_codes():
         client = remote.connect(profile)
-        html = _export_remote(client, task_run_id) if client is not None else _export_local(task_run_id)
+        if client is not None:
+            if task is not None:
+                task_run_id = _remote_task_run(client, task_run_id, task)
+            html = _export_remote(client, task_run_id)
+        else:
+            html = _export_local(task_run_id, task)
     if output_file is None:
         sys.stdout.write(html)
         return
@@ -345,12 +401,41 @@ def _export_remote(client: remote.Client, task_run_id: int) -> str:
     return str(chosen.get("content", ""))
 
 
-def _export_local(task_run_id: int) -> str:
+def _remote_task_run(client: remote.Client, job_run_id: int, task: str) -> int:
+    """The latest attempt of task ``task`` in job run ``job_run_id`` on the server."""
+    from sluice.errors import InvalidRequestError
+
+    tasks = client.get_run(job_run_id).get("tasks", [])
+    found = [t["run_id"] for t in tasks if t.get("task_key") == task]
+    if not found:
+        keys = ", ".join(dict.fromkeys(str(t.get("task_key")) for t in tasks)) or "none"
+        raise InvalidRequestError(f"job run {job_run_id} has no task '{task}'; its tasks: {keys}")
+    return int(found[-1])
+
+
+def _export_local(task_run_id: int, task: str | None = None) -> str:
     from sluice.errors import InvalidRequestError
 
     store = open_store(load_settings())
     try:
-        tr = store.get_task_run(task_run_id)
+        job_run_id, one = _job_run_of(store, task_run_id)
+        if one is None:
+            every = store.list_task_runs(job_run_id)
+            picked = [tr for tr in every if tr.task_key == task]
+            if task is None or not picked:
+                why = "names a job run" if task is None else f"is a job run without a task '{task}'"
+                raise InvalidRequestError(
+                    f"run {task_run_id} {why}: export takes a notebook task's run id, or a job run id "
+                    f"with --task; its tasks (latest task run ids): {_task_run_list(every)}"
+                )
+            one = picked[-1]
+        elif task is not None and task != one.task_key:
+            raise InvalidRequestError(
+                f"run {task_run_id} is task run '{one.task_key}' of job run {job_run_id}, not '{task}'; "
+                f"use 'sluice runs export {job_run_id} --task {task}'"
+            )
+        tr = one
+        task_run_id = tr.run_id
         run = store.get_run(tr.job_run_id)
     finally:
         store.close()
@@ -392,7 +477,7 @@ def repair(  # noqa: PLR0913, PLR0917 - the command's options, as typer passes t
         bool,
         typer.Option("--wait", help="Drive the repair here (remote: wait for the server); print the run."),
     ] = False,
-    output: OutputOpt = Output.json,
+    output: Annotated[Output, typer.Option("--output", "-o", help="json (default) or table.")] = Output.json,
     profile: ProfileOpt = None,
 ) -> None:
     """Re-run tasks of a finished run inside the same run, with the job's current settings.
