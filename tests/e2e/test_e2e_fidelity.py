@@ -191,6 +191,15 @@ def test_runs_list_shows_whole_names_and_the_start_time(ws: Workspace) -> None:
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.run.data["start_time"] / 1000))
     assert started in listed.stdout
 
+    shown = ws.cli("run", str(ws.dir / "long.yml"))  # the table a newcomer sees
+    assert shown.returncode == 0, shown.stderr
+    newest = ws.list_runs()[0]
+    task_run = ws.get_run(newest["run_id"]).task("ok")["run_id"]
+    assert f"run {newest['run_id']}: SUCCESS" in shown.stdout
+    assert "task_run_id" in shown.stdout
+    assert f"│ ok   │ {task_run} " in shown.stdout
+    assert f"sluice runs logs {newest['run_id']} --task TASK" in shown.stdout
+
 
 GREETER = """
 # Databricks notebook source

@@ -105,6 +105,7 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
         rows.append(
             (
                 t["task_key"],
+                t["run_id"],
                 t["attempt_number"],
                 t["state"].get("result_state") or t["state"]["life_cycle_state"],
                 f"{(end - start) / 1000:.2f}s" if start and end else "",
@@ -113,11 +114,16 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
         )
     result = state.get("result_state") or state["life_cycle_state"]
     print_table(
-        ["task", "attempt", "result", "duration", "message"], rows, title=f"run {doc['run_id']}: {result}"
+        ["task", "task_run_id", "attempt", "result", "duration", "message"],
+        rows,
+        title=f"run {doc['run_id']}: {result}",
     )
     if state.get("state_message"):
         typer.echo(state["state_message"])
-    typer.echo("Logs: sluice runs get-output TASK_RUN_ID (task run ids: sluice runs get RUN_ID)")
+    typer.echo(
+        "Logs: sluice runs get-output TASK_RUN_ID (on the local store also: "
+        f"sluice runs logs {doc['run_id']} --task TASK)"
+    )
     return exit_code_for(state.get("result_state"))
 
 
