@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,68 @@ def test_commands_that_print_json_by_default_say_so(ws: Workspace) -> None:
         shown = ws.cli(*command)
         assert shown.returncode == 0, shown.stderr
         assert "json (default) or table." in shown.stdout, command
+
+
+CALLER = """
+import json
+import sys
+
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.runtime import dbutils
+
+ctx = dbutils.notebook.entry_point.getDbutils().notebook().getContext()
+w = WorkspaceClient()  # DATABRICKS_HOST / DATABRICKS_TOKEN of the task: the server and the run's token
+me = w.current_user.me()
+run = w.jobs.get_run(int(ctx.tags().apply("multitaskParentRunId")))
+with open(sys.argv[1], "w") as out:
+    json.dump(
+        {
+            "api_url": ctx.apiUrl().get(),
+            "token": ctx.apiToken().get(),
+            "me": me.user_name,
+            "state": run.state.life_cycle_state.value,
+            "same_host": w.config.host == ctx.apiUrl().get(),
+        },
+        out,
+    )
+"""
+
+
+def test_a_served_run_gets_an_api_url_and_a_token_valid_until_it_ends(ws: Workspace) -> None:
+    import httpx
+    from databricks.sdk.service import jobs
+
+    from e2e.test_api_sdk import start_server
+
+    token = ws.json("tokens", "create", "--comment", "e2e", "--user", "ada@example.com", "--output", "json")
+    server = start_server(ws, token["token_value"])
+    script = ws.write("caller.py", CALLER)
+    out = ws.dir / "caller.json"
+    w = server.client()
+    created = w.jobs.create(
+        name="caller",
+        tasks=[
+            jobs.Task(
+                task_key="call",
+                spark_python_task=jobs.SparkPythonTask(python_file=str(script), parameters=[str(out)]),
+            )
+        ],
+    )
+    assert created.job_id is not None
+    run = w.jobs.run_now(job_id=created.job_id).result(timeout=timedelta(minutes=2))
+    assert run.state is not None
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state.state_message
+    seen = json.loads(out.read_text())
+    assert seen["api_url"] == server.url
+    assert seen["same_host"] is True
+    assert seen["me"] == "ada@example.com", "the run's token acts as the user who started the run"
+    assert seen["state"] == "RUNNING"
+    assert seen["token"].startswith("dapi")
+    after = httpx.get(
+        f"{server.url}/api/2.2/jobs/runs/get",
+        params={"run_id": run.run_id},
+        headers={"Authorization": f"Bearer {seen['token']}"},
+        timeout=10,
+    )
+    assert after.status_code == 403, "the run's token is revoked when the run ends"
+    assert "revoked" in after.json()["message"]

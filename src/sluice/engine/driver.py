@@ -11,6 +11,7 @@ The driver never runs user code: every attempt is a process of its own (see ``sl
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -67,6 +68,10 @@ class _Timer:
     iteration: int | None = field(compare=False, default=None)
 
 
+#: A run's API token expires after this even if its driver died before revoking it at the run's end.
+RUN_TOKEN_LIFETIME_S = 7 * 24 * 3600
+
+
 class Driver:
     """Drives any number of runs to completion with at most ``parallelism`` task processes at once."""
 
@@ -92,6 +97,10 @@ class Driver:
         self.listener = listener
         self.driver_id = str(driver_id or DriverId.current())
         self.runs: dict[int, RunState] = {}
+        #: The Jobs API's URL when this driver runs inside ``sluice serve`` (set by it once it listens):
+        #: each run's tasks then get ``DATABRICKS_HOST`` and a token valid until the run ends.
+        self.api_url: str | None = None
+        self._run_tokens: dict[int, tuple[str, str]] = {}
         self._running: dict[int, tuple[RunState, Attempt]] = {}
         #: Tasks (iteration None) and for-each iterations ready to start, in order.
         self._ready: deque[tuple[RunState, str, int | None]] = deque()
@@ -244,6 +253,33 @@ class Driver:
             return None, f"git_source checkout failed: {exc}"
         self.store.update_run(run.run_id, git_commit=commit)
         return dest, None
+
+    def _run_token(self, state: RunState) -> str:
+        """The run's API token (created on its first task launch), acting as the run's creator."""
+        known = self._run_tokens.get(state.run_id)
+        if known is not None:
+            return known[0]
+        from sluice.identity import local_user
+        from sluice.store.tokens import create_token
+
+        value, info = create_token(
+            self.store,
+            comment=f"run {state.run_id} (revoked when the run ends)",
+            now=self.clock(),
+            user_name=state.record.creator_user_name or local_user(),
+            lifetime_seconds=RUN_TOKEN_LIFETIME_S,
+        )
+        self._run_tokens[state.run_id] = (value, info.token_id)
+        return value
+
+    def _revoke_run_token(self, run_id: int, now: int) -> None:
+        known = self._run_tokens.pop(run_id, None)
+        if known is not None:
+            from sluice.errors import NotFoundError
+            from sluice.store.tokens import revoke_token
+
+            with contextlib.suppress(NotFoundError):  # someone revoked it already
+                revoke_token(self.store, known[1], now=now)
 
     def _fail_unstarted(self, state: RunState, message: str, code: str, now: int) -> None:
         """The run cannot start (no checkout, unresolvable job parameters): no task runs."""
@@ -406,6 +442,8 @@ class Driver:
         if self.store.url is not None:  # task-side runtime parts (dbutils.notebook.run) open the store
             env["SLUICE_DATABASE_URL"] = self.store.url
         env.update(self.compute.task_env(state.run_id, state.record.settings, key))  # SPARK_REMOTE
+        if self.api_url:
+            env.update({"DATABRICKS_HOST": self.api_url, "DATABRICKS_TOKEN": self._run_token(state)})
         context = state.context_for(key, attempt)
         document = context_document({**context, "attempt_dir": str(attempt_dir)})
         if len(document) <= INLINE_LIMIT:
@@ -671,6 +709,7 @@ class Driver:
             return
         state.finish(self.store, now)
         self.compute.release_run(state.run_id)
+        self._revoke_run_token(state.run_id, now)
         control.child_finished(self, state, now)
         self._notify(state)
 

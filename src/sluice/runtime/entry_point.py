@@ -12,9 +12,10 @@ What each field is in Sluice (from the task's context, ``docs/protocol.md``):
   operating-system user;
 - ``currentRunId()``: ``RunId(<task run id>)`` (``.get().id()``); ``jobId()``: the job id as a string;
   tags ``jobId``, ``runId`` (task run), ``multitaskParentRunId`` and ``jobRunId`` (job run), ``jobName``;
-- ``apiUrl()`` / ``apiToken()``: ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` of the task's environment when
-  set (give them to the job, e.g. from a secret, to call a ``sluice serve`` from a task), else empty;
-  ``sluice run`` has no API server, so there they are empty unless you set them;
+- ``apiUrl()`` / ``apiToken()``: ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` of the task's environment,
+  else empty. Under ``sluice serve`` the driver sets them: the server's URL and a token of the run, revoked
+  when the run ends (``sluice.engine.driver``); ``sluice run`` has no API server, so there they are empty
+  unless the task's environment has them;
 - ``toJson()``: Databricks' shape: ``{"rootRunId", "currentRunId": {"id"}, "tags": {...},
   "extraContext": {"notebook_path", "api_url", "api_token": "[REDACTED]"}, "credentialKeys"}``.
 
