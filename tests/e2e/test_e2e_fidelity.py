@@ -325,3 +325,31 @@ def test_a_served_run_gets_an_api_url_and_a_token_valid_until_it_ends(ws: Worksp
     )
     assert after.status_code == 403, "the run's token is revoked when the run ends"
     assert "revoked" in after.json()["message"]
+
+
+FLAKY = """
+import os
+import sys
+
+if not os.path.exists(sys.argv[1]):
+    raise SystemExit("the input is not there yet")
+"""
+
+
+def test_repair_takes_the_task_run_id_of_the_failed_task(ws: Workspace) -> None:
+    ws.write("flaky.py", FLAKY)
+    marker = ws.dir / "input.csv"
+    done = ws.run(ws.job([py_task("ok", "ok.py"), py_task("load", "flaky.py", params=[str(marker)])]))
+    assert done.run.results() == {"ok": "SUCCESS", "load": "FAILED"}
+    failed = done.run.task("load")["run_id"]
+    marker.touch()
+    wrong = ws.cli("runs", "repair", str(failed), "--task", "ok", "--wait")
+    assert wrong.returncode != 0
+    assert f"run {failed} is task run 'load' of job run {done.run.run_id}" in wrong.stderr
+    repaired = ws.cli("runs", "repair", str(failed), "--wait", "--output", "json")
+    assert repaired.returncode == 0, repaired.stderr
+    run = json.loads(repaired.stdout)
+    assert run["run_id"] == done.run.run_id
+    loads = [t for t in run["tasks"] if t["task_key"] == "load"]
+    assert [t["state"]["result_state"] for t in loads] == ["FAILED", "SUCCESS"]
+    assert [t["state"]["result_state"] for t in run["tasks"] if t["task_key"] == "ok"] == ["SUCCESS"]

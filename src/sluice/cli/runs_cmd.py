@@ -467,7 +467,7 @@ def _export_local(task_run_id: int, task: str | None = None) -> str:
 
 @app.command("repair")
 def repair(  # noqa: PLR0913, PLR0917 - the command's options, as typer passes them
-    run_id: RunIdArg,
+    run_id: Annotated[int, typer.Argument(help="A job run id, or a task run id (repairs that task).")],
     task: Annotated[list[str] | None, typer.Option("--task", help="Re-run this task; repeatable.")] = None,
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Re-run every unsuccessful task.")] = False,
     dependents: Annotated[
@@ -514,6 +514,20 @@ def repair(  # noqa: PLR0913, PLR0917 - the command's options, as typer passes t
             raise typer.Exit(wait_remote(client, run_id, output))
         store = open_store(load_settings())
         try:
+            job_run_id, one = _job_run_of(store, run_id)
+            if one is not None:  # a task run id: repair its job run's task
+                key = (
+                    store.get_task_run(one.parent_task_run_id).task_key
+                    if one.parent_task_run_id is not None
+                    else one.task_key
+                )
+                if task and task != [key]:
+                    fail(
+                        f"run {run_id} is task run '{key}' of job run {job_run_id}; use 'sluice runs repair "
+                        f"{job_run_id} --task ...' to re-run other tasks",
+                        EXIT_INVALID,
+                    )
+                run_id, task = job_run_id, [key]
             record = repair_run(
                 store,
                 run_id,
