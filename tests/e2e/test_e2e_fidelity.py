@@ -353,3 +353,36 @@ def test_repair_takes_the_task_run_id_of_the_failed_task(ws: Workspace) -> None:
     loads = [t for t in run["tasks"] if t["task_key"] == "load"]
     assert [t["state"]["result_state"] for t in loads] == ["FAILED", "SUCCESS"]
     assert [t["state"]["result_state"] for t in run["tasks"] if t["task_key"] == "ok"] == ["SUCCESS"]
+
+
+WHEEL_MAIN = """
+import sys
+
+from pyspark.sql import SparkSession
+
+
+def main():
+    spark = SparkSession.builder.appName("etl").getOrCreate()
+    total = spark.range(1, 11).selectExpr("sum(id) AS s").first()["s"]
+    with open(sys.argv[1], "w") as out:
+        out.write(str(total))
+"""
+
+
+def test_a_wheel_entry_point_builds_its_own_session(ws: Workspace, tmp_path: Path) -> None:
+    site = tmp_path / "site"  # an installed distribution, as pip lays it out
+    (site / "etl_spark").mkdir(parents=True)
+    (site / "etl_spark" / "__init__.py").write_text(WHEEL_MAIN)
+    info = site / "etl_spark-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: etl-spark\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[console_scripts]\netl = etl_spark:main\n")
+    ws.env["PYTHONPATH"] = str(site)
+    out = ws.dir / "sum.txt"
+    task = {
+        "task_key": "etl",
+        "python_wheel_task": {"package_name": "etl-spark", "entry_point": "etl", "parameters": [str(out)]},
+    }
+    done = ws.run(ws.job([task]), timeout=240)
+    assert done.run.result_state == "SUCCESS", [task_message(t) for t in done.run.tasks]
+    assert out.read_text() == "55"

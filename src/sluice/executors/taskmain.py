@@ -229,7 +229,10 @@ def _wheel_runner(target: str, argv: Sequence[str], extra_path: str) -> Callable
     _prepend_pythonpath(None, extra_path)
     sys.argv = [package, *argv]
     main = types.ModuleType("__main__")  # as under a console script: not the zygote's module
-    main.__dict__.update(__builtins__=builtins, __spec__=None, __package__=None)
+    # A console script's __main__ has a __file__ (bin/<entry point>); PySpark's Connect client, among
+    # others, treats a __main__ with neither __spec__ nor __file__ as a doctest run and exits.
+    script = os.path.join(os.path.dirname(sys.executable), entry_point)
+    main.__dict__.update(__builtins__=builtins, __spec__=None, __package__=None, __file__=script)
     sys.modules["__main__"] = main
 
     def run_entry_point() -> object:
