@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.notebooks.magics import _bind_parameters, legacy_names, split_sql, transform_databricks_magics
+from sluice.notebooks.magics import (
+    MagicError,
+    _bind_parameters,
+    legacy_names,
+    split_sql,
+    transform_databricks_magics,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +55,19 @@ def test_legacy_names_are_the_substituted_dollar_brace_parameters_once_each_in_o
     values = {"a": "1", "b": "2"}
     assert legacy_names("SELECT ${b}, ${a}, ${b}, ${missing}, :a", values) == ["b", "a"]
     assert legacy_names("SELECT :a", values) == []
+
+
+def test_get_argument_in_sql_is_the_widget_value_as_a_string_literal() -> None:
+    values = {"region": "emea", "who": "O'Brien"}
+    text, args = _bind_parameters(
+        "SELECT * FROM t WHERE r = getArgument('region') AND n = getArgument(\"who\") "
+        "AND id > getArgument('min_id', '1')",
+        values,
+    )
+    assert text == "SELECT * FROM t WHERE r = 'emea' AND n = 'O\\'Brien' AND id > '1'"
+    assert args == {}
+
+
+def test_get_argument_in_sql_without_value_or_default_names_the_widget() -> None:
+    with pytest.raises(MagicError, match=r"getArgument\('day'\) in %sql: no widget or job parameter 'day'"):
+        _bind_parameters("SELECT getArgument('day')", {})
