@@ -386,3 +386,33 @@ def test_a_wheel_entry_point_builds_its_own_session(ws: Workspace, tmp_path: Pat
     done = ws.run(ws.job([task]), timeout=240)
     assert done.run.result_state == "SUCCESS", [task_message(t) for t in done.run.tasks]
     assert out.read_text() == "55"
+
+
+ECHO_INPUT = """
+import sys
+
+print("report for", sys.argv[1])
+"""
+
+
+def test_runs_logs_takes_the_task_run_id_of_a_for_each_iteration(ws: Workspace) -> None:
+    ws.write("report.py", ECHO_INPUT)
+    loop = {
+        "task_key": "countries",
+        "for_each_task": {
+            "inputs": '["BR", "CA", "CL"]',
+            "concurrency": 1,
+            "task": py_task("country", "report.py", params=["{{input}}"]),
+        },
+    }
+    done = ws.run(ws.job([loop], file="countries.yml"))
+    assert done.run.result_state == "SUCCESS", [task_message(t) for t in done.run.tasks]
+    detail = ws.json("runs", "get", str(done.run.task("countries")["run_id"]))
+    canada = next(
+        i for i in detail["iterations"] if "CA" in i["resolved_values"]["spark_python_task"]["parameters"]
+    )
+    shown = ws.cli("runs", "logs", str(canada["run_id"]))
+    assert shown.returncode == 0, shown.stderr
+    assert "report for CA" in shown.stdout
+    assert "report for BR" not in shown.stdout
+    assert "report for CL" not in shown.stdout
