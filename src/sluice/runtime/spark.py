@@ -15,6 +15,10 @@ for Databricks code:
 - ``spark.sql`` answers what Sail does not parse (``CREATE VOLUME``, ``DESCRIBE HISTORY`` ...) from the
   store and the file system (``sluice.catalog.sql``).
 
+User code that builds its own session gets this one: :func:`patch_session_module` (installed by
+:mod:`sluice.runtime.hooks` in task processes and kernels) makes ``SparkSession.builder...getOrCreate()``
+and ``SparkSession.getActiveSession()`` return :func:`get_spark`'s session.
+
 ``import sluice.runtime.spark`` imports only the standard library; PySpark (~0.5 s) loads on first use.
 """
 
@@ -91,8 +95,8 @@ def get_spark() -> Any:
         from sluice.catalog.session import register
 
         endpoint = _endpoint()
-        os.environ[CONNECT_MODE_ENV] = "1"  # pyspark's classmethods (getActiveSession ...) use Connect's
-        # create, not getOrCreate: the patched getOrCreate/getActiveSession come back here
+        os.environ[CONNECT_MODE_ENV] = "1"  # classic SparkSession classmethods then dispatch to Connect's
+        # create(), not getOrCreate(): the patched getOrCreate/getActiveSession would come back here
         session = SparkSession.builder.remote(endpoint).create()
         patches.install(catalog_store)
         register(session, catalog_store())
