@@ -27,6 +27,8 @@ Only the standard library is imported: task processes import this module.
 
 from __future__ import annotations
 
+import contextlib
+import html
 import json
 import re
 import sys
@@ -42,6 +44,8 @@ REPLACEMENT = "[REDACTED]"
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+#: Snapshot for the stream redactors: (the forms, longest first; their first characters; the longest length).
+_prefixes: tuple[tuple[str, ...], frozenset[str], int] = ((), frozenset(), 0)
 _streams_installed = False
 _hooked_sessions: set[int] = set()
 _ipython_installed = False
@@ -50,14 +54,37 @@ _ipython_installed = False
 _DISPLAY_TYPES = frozenset({"display_data", "update_display_data", "execute_result"})
 
 
+def _escaped(value: str) -> set[str]:
+    """``value`` and how it looks inside a printed ``repr``, a JSON string or HTML text."""
+    forms = {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        html.escape(value, quote=False),
+    }
+    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no bytes form
+        forms.add(repr(value.encode("utf-8"))[2:-1])  # printed bytes (getBytes): b'...'
+    return forms
+
+
 def _forms(value: str) -> set[str]:
-    """``value`` and how it looks inside a printed ``repr`` or a JSON string."""
-    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    """Every literal form of ``value`` that is redacted (see :func:`register`)."""
+    forms = _escaped(value)
+    stripped = value.strip()
+    if stripped != value:  # a value put from a file often ends with a newline that code strips
+        forms |= _escaped(stripped)
     return {f for f in forms if f.strip()}
 
 
 def register(value: str | bytes) -> None:
-    """Redact ``value`` (bytes: its UTF-8 text, if it is text) from all output of this process from now on."""
+    """Redact ``value`` (bytes: its UTF-8 text, if it is text) from all output of this process from now on.
+
+    Any value with a non-blank character counts, however short: a one-character secret replaces that
+    character everywhere (Databricks redacts every value too). Also redacted: the value without leading and
+    trailing whitespace, and its ``repr``, JSON, HTML-escaped and printed-bytes forms.
+    """
     if isinstance(value, (bytes, bytearray)):
         try:
             value = bytes(value).decode("utf-8")
@@ -65,14 +92,17 @@ def register(value: str | bytes) -> None:
             return  # not text: it cannot appear in text output as such
     if not isinstance(value, str) or not value.strip():
         return
-    global _pattern  # process-wide registry: every output path of the process consults it
+    global _pattern, _prefixes  # process-wide registry: every output path of the process consults it
     with _lock:
         new = _forms(value) - _values
         if not new:
             return
         _values.update(new)
         ordered = sorted(_values, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        # The replacement is an alternative too (at its length's place), so redacting twice changes nothing.
+        alternatives = sorted([*ordered, REPLACEMENT], key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+        _prefixes = (tuple(ordered), frozenset(v[0] for v in ordered), len(ordered[0]))
     _auto_install()
 
 
@@ -82,28 +112,117 @@ def registered() -> int:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered value replaced by ``[REDACTED]``."""
+    """``text`` with every registered value replaced by ``[REDACTED]`` (idempotent)."""
     pattern = _pattern
     if pattern is None or not isinstance(text, str):
         return text
     return pattern.sub(REPLACEMENT, text)
 
 
+def redact_value(value: Any) -> Any:
+    """A JSON-like value with every string (keys too) redacted; a number whose text holds a secret becomes
+    the redacted text. Used for what a task hands on: task values and the like."""
+    if _pattern is None:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        text = json.dumps(value)
+        shown = redact(text)
+        return value if shown == text else shown
+    if isinstance(value, list):
+        return [redact_value(v) for v in value]
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_value(v) for k, v in value.items()}
+    return value
+
+
+def _held_back(text: str, start: int) -> int:
+    """The first index ``>= start`` from which ``text`` could still become a secret with more text (its tail
+    is a proper prefix of a form), else ``len(text)``."""
+    forms, firsts, longest = _prefixes
+    end = len(text)
+    for i in range(max(start, end - longest + 1), end):
+        if text[i] not in firsts:
+            continue
+        tail = text[i:]
+        for form in forms:
+            if len(form) > len(tail) and form.startswith(tail):
+                return i
+    return end
+
+
+def _split(text: str) -> tuple[str, str]:
+    """``text`` cut into what can be shown now (redacted) and what must wait for the next write."""
+    pattern = _pattern
+    if pattern is None:
+        return text, ""
+    out: list[str] = []
+    pos = 0
+    while True:
+        hold = _held_back(text, pos)
+        found = pattern.search(text, pos)
+        if found is None or found.start() >= hold:
+            out.append(text[pos:hold])
+            return "".join(out), text[hold:]
+        # A whole form that starts before any possible partial one: no longer form can start there.
+        out.append(text[pos : found.start()])
+        out.append(REPLACEMENT)
+        pos = found.end()
+
+
+class StreamRedactor:
+    """Redaction of a stream written in pieces: a secret split across writes is still caught.
+
+    :meth:`feed` returns what may be shown now; text that could be the start of a secret is held back
+    until the next piece tells, or until :meth:`close` (end of the stream, of a notebook cell, of the
+    process) shows it as it is then (redacted).
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def feed(self, text: str) -> str:
+        with self._lock:
+            shown, self._pending = _split(self._pending + text)
+            return shown
+
+    def close(self) -> str:
+        with self._lock:
+            rest, self._pending = self._pending, ""
+        return redact(rest)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+
 # -- plain processes: sys.stdout / sys.stderr ----------------------------------------------------------
 
 
 class RedactingStream:
-    """A text stream that redacts what is written to it, then passes it on; everything else is delegated."""
+    """A text stream that redacts what is written to it, then passes it on; everything else is delegated.
+
+    A possible start of a secret at the end of a write is held back until the next write (a secret written
+    in pieces is still caught); :func:`finish` (process exit) or :meth:`close` writes what is held.
+    ``flush`` does not: ``print(c, end="", flush=True)`` one character at a time must not give a secret away.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        self._redactor = StreamRedactor()
 
     @property
     def wrapped(self) -> TextIO:
         return self._stream
 
     def write(self, text: str) -> int:
-        self._stream.write(redact(text))
+        shown = self._redactor.feed(text)
+        if shown:
+            self._stream.write(shown)
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -113,11 +232,30 @@ class RedactingStream:
     def flush(self) -> None:
         self._stream.flush()
 
+    def release(self) -> None:
+        """Write what is held back (redacted) and flush."""
+        rest = self._redactor.close()
+        if rest:
+            self._stream.write(rest)
+        self._stream.flush()
+
+    def close(self) -> None:
+        self.release()
+        self._stream.close()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
     def __repr__(self) -> str:
         return f"<RedactingStream of {self._stream!r}>"
+
+
+def finish() -> None:
+    """At the end of the process: every redacting stream writes what it holds back. Idempotent."""
+    streams = [getattr(sys, name, None) for name in ("stdout", "stderr", "__stdout__", "__stderr__")]
+    for stream in {id(s): s for s in streams if isinstance(s, RedactingStream)}.values():
+        with contextlib.suppress(OSError, ValueError):
+            stream.release()
 
 
 def install_streams() -> None:
@@ -136,6 +274,11 @@ def install_streams() -> None:
         if getattr(sys, f"__{name}__", None) is stream:
             setattr(sys, f"__{name}__", wrapper)  # code that restores sys.stdout from sys.__stdout__
         _rewire_logging(stream, wrapper)
+    import atexit
+
+    atexit.register(finish)
+    if _task_main_process():
+        install_fd_redaction()
 
 
 def _rewire_logging(old: object, new: RedactingStream) -> None:
@@ -149,6 +292,93 @@ def _rewire_logging(old: object, new: RedactingStream) -> None:
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is old:
                 handler.setStream(new)
+
+
+# -- file descriptors 1 and 2 of a task process ------------------------------------------------------
+
+
+def _pump(read_end: int, target: int) -> None:
+    """Copy what comes through the pipe ``read_end`` to ``target``, redacted (bytes that are not UTF-8 pass
+    through unchanged), until every writer has closed the pipe."""
+    import codecs
+    import os
+
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    redactor = StreamRedactor()
+    while True:
+        try:
+            data = os.read(read_end, 65536)
+        except OSError:
+            data = b""
+        text = redactor.feed(decoder.decode(data, final=not data))
+        if not data:
+            text += redactor.close()
+        if text:
+            with contextlib.suppress(OSError):
+                os.write(target, text.encode("utf-8", "surrogateescape"))
+        if not data:
+            with contextlib.suppress(OSError):
+                os.close(read_end)
+            return
+
+
+_fd_pumps: list[threading.Thread] = []
+#: How long a task process waits at exit for what its children still write to fd 1/2 to be copied.
+DRAIN_SECONDS = 1.0
+
+
+def _task_main_process() -> bool:
+    """Whether this is the main process of a task (``sluice.executors.taskmain`` runs it)."""
+    import os
+
+    taskmain = sys.modules.get("sluice.executors.taskmain")
+    return taskmain is not None and getattr(taskmain, "_leader_pid", 0) == os.getpid()
+
+
+def install_fd_redaction() -> None:
+    """In a task's main process: fd 1 and 2 (the attempt's ``stdout.log``/``stderr.log``) become pipes that a
+    thread of this process reads, redacts and writes on to the logs. So what bypasses ``sys.stdout`` is
+    redacted too: ``sys.stdout.buffer``, ``os.write(1, ...)``, C extensions, and subprocesses started from
+    now on (they inherit the pipes). :func:`drain_fds` ends it at exit. Idempotent."""
+    import os
+
+    if _fd_pumps:
+        return
+    for fd in (1, 2):
+        try:
+            target = os.dup(fd)
+            read_end, write_end = os.pipe()
+        except OSError:
+            continue
+        os.dup2(write_end, fd)  # inheritable: children write into the pipe too
+        os.close(write_end)
+        thread = threading.Thread(
+            target=_pump, args=(read_end, target), name=f"sluice-redact-fd{fd}", daemon=True
+        )
+        thread.start()
+        _fd_pumps.append(thread)
+
+
+def drain_fds(timeout: float = DRAIN_SECONDS) -> None:
+    """At the end of a task's main process: close its ends of the fd 1/2 pipes and wait (up to ``timeout``
+    seconds, for children that still hold them) until everything written is in the logs."""
+    import os
+    import time
+
+    if not _fd_pumps:
+        return
+    finish()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    deadline = time.monotonic() + timeout
+    for thread in _fd_pumps:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    _fd_pumps.clear()
 
 
 # -- IPython kernels -----------------------------------------------------------------------------------
@@ -209,6 +439,59 @@ def _hook_session(session: Any) -> None:
     session.send = send
 
 
+def _hook_kernel_stream(stream: Any) -> StreamRedactor | None:
+    """An ipykernel ``OutStream`` (the kernel's ``sys.stdout``/``sys.stderr``): its ``write`` holds back a
+    possible start of a secret, as :class:`RedactingStream` does. Also covers what the kernel forwards from
+    fd 1 and 2 (subprocesses, C code), which ipykernel's watcher thread passes through ``write``."""
+    if stream is None or not hasattr(stream, "session") or hasattr(stream, "_sluice_redactor"):
+        return None
+    redactor = StreamRedactor()
+    original = stream.write
+
+    def write(text: str) -> int | None:
+        if not isinstance(text, str):
+            return original(text)  # OutStream raises its own TypeError
+        shown = redactor.feed(text)
+        if shown:
+            original(shown)
+        return len(text)
+
+    def release() -> None:
+        rest = redactor.close()
+        if rest:
+            original(rest)
+
+    stream.write = write
+    stream._sluice_redactor = redactor
+    stream._sluice_release = release
+    _redact_echo(stream)
+    return redactor
+
+
+def _redact_echo(stream: Any) -> None:
+    """ipykernel copies what reaches fd 1/2 (subprocess output ...) as raw bytes to the stream's
+    ``_original_stdstream_copy``, which is the attempt's log (and what ``fileno()`` answers): put a redacting
+    pipe in between."""
+    target = getattr(stream, "_original_stdstream_copy", None)
+    if not isinstance(target, int):
+        return
+    import os
+
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, False)
+    stream._original_stdstream_copy = write_end
+    threading.Thread(target=_pump, args=(read_end, target), name="sluice-redact-echo", daemon=True).start()
+
+
+def release_kernel_streams() -> None:
+    """End of a cell: the kernel's streams show what they held back (the cell's output is complete)."""
+    for stream in (sys.stdout, sys.stderr):
+        release = getattr(stream, "_sluice_release", None)
+        if release is not None:
+            with contextlib.suppress(Exception):  # output of a cell must not fail the next one
+                release()
+
+
 def install_in_ipython(shell: Any) -> None:
     """Redact what ``shell`` (``get_ipython()``) shows: see the module docstring. Idempotent."""
     global _ipython_installed  # once per process (per session object)
@@ -217,6 +500,7 @@ def install_in_ipython(shell: Any) -> None:
         install_streams()
         return
     with _lock:
+        first = not _ipython_installed
         _ipython_installed = True
         sessions = [
             getattr(kernel, "session", None),
@@ -227,6 +511,12 @@ def install_in_ipython(shell: Any) -> None:
         ]
         for session in sessions:
             _hook_session(session)
+        for stream in (sys.stdout, sys.stderr):
+            _hook_kernel_stream(stream)
+    if first:
+        events = getattr(shell, "events", None)
+        if events is not None:
+            events.register("post_execute", release_kernel_streams)
 
 
 def _kernel_shell() -> Any:
