@@ -439,13 +439,20 @@ def _hook_session(session: Any) -> None:
     session.send = send
 
 
-def _hook_kernel_stream(stream: Any) -> StreamRedactor | None:
+def _hook_kernel_stream(stream: Any) -> None:
     """An ipykernel ``OutStream`` (the kernel's ``sys.stdout``/``sys.stderr``): its ``write`` holds back a
-    possible start of a secret, as :class:`RedactingStream` does. Also covers what the kernel forwards from
-    fd 1 and 2 (subprocesses, C code), which ipykernel's watcher thread passes through ``write``."""
-    if stream is None or not hasattr(stream, "session") or hasattr(stream, "_sluice_redactor"):
-        return None
-    redactor = StreamRedactor()
+    possible start of a secret, as :class:`RedactingStream` does; what the kernel forwards from fd 1 and 2
+    (subprocesses, C code) passes through ``write`` too. IPython sets ``write`` anew around every cell (it
+    records output for its history), so the wrapper is put back at the start of each cell
+    (:func:`_wrap_kernel_streams`); the stream keeps one redactor."""
+    if stream is None or not hasattr(stream, "session"):
+        return
+    if getattr(stream, "_sluice_redactor", None) is None:
+        stream._sluice_redactor = StreamRedactor()
+        _redact_echo(stream)
+    if getattr(stream.write, "_sluice_release", None) is not None:
+        return
+    redactor: StreamRedactor = stream._sluice_redactor
     original = stream.write
 
     def write(text: str) -> int | None:
@@ -461,11 +468,15 @@ def _hook_kernel_stream(stream: Any) -> StreamRedactor | None:
         if rest:
             original(rest)
 
+    write._sluice_release = release  # type: ignore[attr-defined]  # found on the stream's write
     stream.write = write
-    stream._sluice_redactor = redactor
-    stream._sluice_release = release
-    _redact_echo(stream)
-    return redactor
+
+
+def _wrap_kernel_streams(*_: Any) -> None:
+    """Start of a cell (``pre_run_cell``): the kernel's streams redact, holding back across writes."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a cell must run even if its output cannot be wrapped
+            _hook_kernel_stream(stream)
 
 
 def _redact_echo(stream: Any) -> None:
@@ -486,7 +497,7 @@ def _redact_echo(stream: Any) -> None:
 def release_kernel_streams() -> None:
     """End of a cell: the kernel's streams show what they held back (the cell's output is complete)."""
     for stream in (sys.stdout, sys.stderr):
-        release = getattr(stream, "_sluice_release", None)
+        release = getattr(getattr(stream, "write", None), "_sluice_release", None)
         if release is not None:
             with contextlib.suppress(Exception):  # output of a cell must not fail the next one
                 release()
@@ -511,11 +522,11 @@ def install_in_ipython(shell: Any) -> None:
         ]
         for session in sessions:
             _hook_session(session)
-        for stream in (sys.stdout, sys.stderr):
-            _hook_kernel_stream(stream)
+    _wrap_kernel_streams()
     if first:
         events = getattr(shell, "events", None)
         if events is not None:
+            events.register("pre_run_cell", _wrap_kernel_streams)
             events.register("post_execute", release_kernel_streams)
 
 
