@@ -6,22 +6,27 @@ API (all process-wide, thread-safe):
   for every value they return, and the first registration installs the right hook by itself: in an
   IPython kernel :func:`install_in_ipython`, anywhere else :func:`install_streams`.
 - :func:`redact` ``(text) -> str``: ``text`` with every registered value replaced by :data:`REPLACEMENT`
-  (longest values first; also their ``repr`` and JSON-escaped forms, so a secret inside a printed dict or
-  JSON document is caught too).
+  (longest values first; also their ``repr``, JSON-escaped, HTML-escaped and printed-bytes forms, and the
+  value stripped of surrounding whitespace). Idempotent. :func:`redact_value` does the same inside a
+  JSON-like value (task values).
+- :class:`StreamRedactor`: redaction of text written in pieces: a possible start of a secret at the end
+  of a piece is held back until the next piece tells (or the stream ends).
 - :func:`install_streams` ``()``: wrap ``sys.stdout`` and ``sys.stderr`` of this process (and the logging
-  handlers already writing to them) so every Python-level write is redacted. In a task process fd 1 and 2
-  are the attempt's ``stdout.log``/``stderr.log``, so the logs are redacted.
+  handlers already writing to them) so every Python-level write is redacted, pieces included; in a task's
+  main process also fd 1 and 2 (:func:`install_fd_redaction`: pipes a thread redacts into the attempt's
+  ``stdout.log``/``stderr.log``). :func:`finish` and :func:`drain_fds` end them at exit.
 - :func:`install_in_ipython` ``(shell)``: redact what an IPython kernel sends to its front end: stream
   output (``print``, and output of subprocesses the kernel forwards), ``display_data``/``execute_result``
   text and JSON representations (``text/plain``, ``text/html``, ...; images are left alone), and error
   tracebacks (``error`` and ``execute_reply``). It hooks the kernel's session (the one place every such
   message goes through), so the executed notebook, its HTML rendering and the logs built from them are
-  redacted. Without a kernel (terminal IPython) it installs the stream wrappers. The notebook kernel's
-  set-up calls ``install_in_ipython(get_ipython())``; ``%load_ext sluice`` does too.
+  redacted; and the kernel's streams (pieces held back until the cell ends) and ipykernel's raw copy of
+  fd output to the logs. Without a kernel (terminal IPython) it installs the stream wrappers. The first
+  ``dbutils.secrets`` call in a kernel installs it; ``%load_ext sluice`` does too.
 
-This is best-effort literal matching, as on Databricks: printing a secret one character at a time, or
-transformed (reversed, base64 ...), or writing bytes to ``sys.stdout.buffer`` or straight to fd 1, is not
-caught. Empty and whitespace-only values are never registered (they would redact everything).
+This is literal matching, as on Databricks: a transformed secret (reversed, base64, one character per
+line ...) is not caught. Every value with a non-blank character is redacted, however short; empty and
+whitespace-only values are never registered (they would redact every blank).
 Only the standard library is imported: task processes import this module.
 """
 
