@@ -78,6 +78,7 @@ def test_one_character_secrets_are_redacted_everywhere_but_whitespace_ones_are_n
     redact.register(" ")
     assert redact.redact("ERROR: E") == "[REDACTED]RROR: [REDACTED]"
     assert redact.redact(redact.redact("E")) == "[REDACTED]", "the replacement itself is never redacted again"
+    assert feed_all(["x [RED", "ACTED] E"]) == "x [REDACTED] [REDACTED]", "nor when it comes in pieces"
 
 
 def feed_all(pieces: list[str]) -> str:

@@ -107,7 +107,10 @@ def register(value: str | bytes) -> None:
         # The replacement is an alternative too (at its length's place), so redacting twice changes nothing.
         alternatives = sorted([*ordered, REPLACEMENT], key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
-        _prefixes = (tuple(ordered), frozenset(v[0] for v in ordered), len(ordered[0]))
+        # A stream also holds back a possible start of the replacement: text redacted in one process and cut
+        # by a pipe on its way through another is not redacted a second time (a one-character secret).
+        held = sorted([*ordered, REPLACEMENT], key=len, reverse=True)
+        _prefixes = (tuple(held), frozenset(v[0] for v in held), len(held[0]))
     _auto_install()
 
 
@@ -319,12 +322,22 @@ def _pump(read_end: int, target: int) -> None:
         if not data:
             text += redactor.close()
         if text:
-            with contextlib.suppress(OSError):
-                os.write(target, text.encode("utf-8", "surrogateescape"))
+            _write_all(target, text.encode("utf-8", "surrogateescape"))
         if not data:
             with contextlib.suppress(OSError):
                 os.close(read_end)
             return
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    import os
+
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except OSError:
+            return  # the log is gone (disk full ...): the task goes on, as with a direct write
 
 
 _fd_pumps: list[threading.Thread] = []
