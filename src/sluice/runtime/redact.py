@@ -35,9 +35,11 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import os
 import re
 import sys
 import threading
+import weakref
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on task paths
 if TYPE_CHECKING:
@@ -192,6 +194,7 @@ class StreamRedactor:
     def __init__(self) -> None:
         self._pending = ""
         self._lock = threading.Lock()
+        _redactors.add(self)
 
     def feed(self, text: str) -> str:
         with self._lock:
@@ -206,6 +209,18 @@ class StreamRedactor:
     @property
     def pending(self) -> bool:
         return bool(self._pending)
+
+
+_redactors: weakref.WeakSet[StreamRedactor] = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    """A fork may happen while another thread writes: the child gets fresh locks, not a held one."""
+    for redactor in list(_redactors):
+        redactor._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 # -- plain processes: sys.stdout / sys.stderr ----------------------------------------------------------
@@ -309,7 +324,6 @@ def _pump(read_end: int, target: int) -> None:
     """Copy what comes through the pipe ``read_end`` to ``target``, redacted (bytes that are not UTF-8 pass
     through unchanged), until every writer has closed the pipe."""
     import codecs
-    import os
 
     decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
     redactor = StreamRedactor()
@@ -330,7 +344,6 @@ def _pump(read_end: int, target: int) -> None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    import os
 
     view = memoryview(data)
     while view:
@@ -347,7 +360,6 @@ DRAIN_SECONDS = 1.0
 
 def _task_main_process() -> bool:
     """Whether this is the main process of a task (``sluice.executors.taskmain`` runs it)."""
-    import os
 
     taskmain = sys.modules.get("sluice.executors.taskmain")
     return taskmain is not None and getattr(taskmain, "_leader_pid", 0) == os.getpid()
@@ -358,7 +370,6 @@ def install_fd_redaction() -> None:
     thread of this process reads, redacts and writes on to the logs. So what bypasses ``sys.stdout`` is
     redacted too: ``sys.stdout.buffer``, ``os.write(1, ...)``, C extensions, and subprocesses started from
     now on (they inherit the pipes). :func:`drain_fds` ends it at exit. Idempotent."""
-    import os
 
     if _fd_pumps:
         return
@@ -380,7 +391,6 @@ def install_fd_redaction() -> None:
 def drain_fds(timeout: float = DRAIN_SECONDS) -> None:
     """At the end of a task's main process: close its ends of the fd 1/2 pipes and wait (up to ``timeout``
     seconds, for children that still hold them) until everything written is in the logs."""
-    import os
     import time
 
     if not _fd_pumps:
@@ -504,7 +514,6 @@ def _redact_echo(stream: Any) -> None:
     target = getattr(stream, "_original_stdstream_copy", None)
     if not isinstance(target, int):
         return
-    import os
 
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, False)
