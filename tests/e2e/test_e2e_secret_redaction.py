@@ -149,6 +149,30 @@ def test_wheel_task_logs_and_error_are_redacted(ws: Workspace, tmp_path: Path) -
     assert_home_clean(ws)
 
 
+LOUD = """
+import os, subprocess, sys
+from sluice.runtime import dbutils
+s = dbutils.secrets.get("etl", "pw")
+subprocess.Popen(["sleep", "30"])  # a child that still holds the task's stdout when the task ends
+for i in range(20000):
+    print(f"print {i} {s}")
+    os.write(2, f"fd {i} {s}\\n".encode())
+sys.stdout.write("no newline at the end " + s)
+"""
+
+
+def test_a_task_that_read_a_secret_loses_no_output_at_exit(ws: Workspace) -> None:
+    put_secret(ws)
+    ws.write("task.py", LOUD)
+    done = ws.run(ws.job([py_task("t", "task.py")]))
+    assert done.run.results() == {"t": "SUCCESS"}
+    [stdout] = list(ws.home.rglob(f"*/{done.run.task('t')['run_id']}/stdout.log"))
+    stderr = stdout.with_name("stderr.log")
+    out, err = stdout.read_text().splitlines(), stderr.read_text().splitlines()
+    assert out == [f"print {i} {REDACTED}" for i in range(20000)] + [f"no newline at the end {REDACTED}"]
+    assert err == [f"fd {i} {REDACTED}" for i in range(20000)]
+
+
 EXITS_WITH_MESSAGE = """
 import sys
 from sluice.runtime import dbutils

@@ -320,31 +320,75 @@ def _rewire_logging(old: object, new: RedactingStream) -> None:
 # -- file descriptors 1 and 2 of a task process ------------------------------------------------------
 
 
-def _pump(read_end: int, target: int) -> None:
-    """Copy what comes through the pipe ``read_end`` to ``target``, redacted (bytes that are not UTF-8 pass
-    through unchanged), until every writer has closed the pipe."""
-    import codecs
+class _Pump:
+    """Copies what comes through the pipe ``read_end`` to ``target``, redacted (bytes that are not UTF-8 pass
+    through unchanged), in a thread of its own, until every writer has closed the pipe.
 
-    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-    redactor = StreamRedactor()
-    while True:
-        try:
-            data = os.read(read_end, 65536)
-        except OSError:
-            data = b""
-        text = redactor.feed(decoder.decode(data, final=not data))
-        if not data:
-            text += redactor.close()
-        if text:
-            _write_all(target, text.encode("utf-8", "surrogateescape"))
-        if not data:
-            with contextlib.suppress(OSError):
-                os.close(read_end)
+    :meth:`drain` tells when everything written to the pipe so far is in ``target``: it writes a marker
+    into the pipe (after all earlier writes, pipes being FIFO) and waits until the thread has copied up to
+    it; the marker itself is dropped.
+    """
+
+    def __init__(self, read_end: int, target: int, name: str) -> None:
+        self.read_end = read_end
+        self.target = target
+        self.marker: bytes | None = None  # set by drain()
+        self.drained = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        redactor = StreamRedactor()
+        carry = b""
+        while True:
+            try:
+                data = os.read(self.read_end, 65536)
+            except OSError:
+                data = b""
+            end = not data
+            chunk, carry = (carry, b"") if end else self._take_marker(carry + data)
+            text = redactor.feed(decoder.decode(chunk, final=end))
+            if end:
+                text += redactor.close()
+            if text:
+                _write_all(self.target, text.encode("utf-8", "surrogateescape"))
+            if end:
+                with contextlib.suppress(OSError):
+                    os.close(self.read_end)
+                return
+
+    def _take_marker(self, data: bytes) -> tuple[bytes, bytes]:
+        """``data`` without the marker (finding it sets :attr:`drained`), and a tail that may start one."""
+        marker = self.marker
+        if marker is None:
+            return data, b""
+        found = data.find(marker)
+        if found >= 0:
+            self.drained.set()
+            return data[:found] + data[found + len(marker) :], b""
+        for size in range(min(len(marker) - 1, len(data)), 0, -1):
+            if marker.startswith(data[-size:]):
+                return data[:-size], data[-size:]
+        return data, b""
+
+    def drain(self, fd: int, timeout: float) -> None:
+        """Wait until what was written to ``fd`` (this pipe's write end) so far is in the log. Only in the
+        process whose thread reads the pipe (a forked child has the object, not the thread)."""
+        import time
+
+        if not self.thread.is_alive():
             return
+        self.marker = marker = b"\0sluice-drained-" + os.urandom(8).hex().encode() + b"\0"
+        _write_all(fd, marker)
+        deadline = time.monotonic() + timeout
+        while not self.drained.wait(0.05) and self.thread.is_alive() and time.monotonic() < deadline:
+            pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
-
     view = memoryview(data)
     while view:
         try:
@@ -353,14 +397,16 @@ def _write_all(fd: int, data: bytes) -> None:
             return  # the log is gone (disk full ...): the task goes on, as with a direct write
 
 
-_fd_pumps: list[threading.Thread] = []
-#: How long a task process waits at exit for what its children still write to fd 1/2 to be copied.
-DRAIN_SECONDS = 1.0
+_fd_pumps: list[tuple[int, _Pump]] = []
+#: How long a task process waits at exit for its fd 1/2 output to be in the logs (the pump works meanwhile;
+#: only a log that cannot be written makes it wait this long).
+DRAIN_SECONDS = 30.0
+#: Then how long it waits for children that still hold the pipes to close them.
+LINGER_SECONDS = 0.2
 
 
 def _task_main_process() -> bool:
     """Whether this is the main process of a task (``sluice.executors.taskmain`` runs it)."""
-
     taskmain = sys.modules.get("sluice.executors.taskmain")
     return taskmain is not None and getattr(taskmain, "_leader_pid", 0) == os.getpid()
 
@@ -370,7 +416,6 @@ def install_fd_redaction() -> None:
     thread of this process reads, redacts and writes on to the logs. So what bypasses ``sys.stdout`` is
     redacted too: ``sys.stdout.buffer``, ``os.write(1, ...)``, C extensions, and subprocesses started from
     now on (they inherit the pipes). :func:`drain_fds` ends it at exit. Idempotent."""
-
     if _fd_pumps:
         return
     for fd in (1, 2):
@@ -379,18 +424,15 @@ def install_fd_redaction() -> None:
             read_end, write_end = os.pipe()
         except OSError:
             continue
+        os.set_inheritable(target, False)
         os.dup2(write_end, fd)  # inheritable: children write into the pipe too
         os.close(write_end)
-        thread = threading.Thread(
-            target=_pump, args=(read_end, target), name=f"sluice-redact-fd{fd}", daemon=True
-        )
-        thread.start()
-        _fd_pumps.append(thread)
+        _fd_pumps.append((fd, _Pump(read_end, target, f"sluice-redact-fd{fd}")))
 
 
-def drain_fds(timeout: float = DRAIN_SECONDS) -> None:
-    """At the end of a task's main process: close its ends of the fd 1/2 pipes and wait (up to ``timeout``
-    seconds, for children that still hold them) until everything written is in the logs."""
+def drain_fds() -> None:
+    """At the end of a task's main process: wait until everything this process wrote to fd 1/2 is in the
+    logs, then close its ends of the pipes (children still holding them get :data:`LINGER_SECONDS`)."""
     import time
 
     if not _fd_pumps:
@@ -399,13 +441,15 @@ def drain_fds(timeout: float = DRAIN_SECONDS) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
+    for fd, pump in _fd_pumps:
+        pump.drain(fd, DRAIN_SECONDS)
     null = os.open(os.devnull, os.O_WRONLY)
-    for fd in (1, 2):
+    for fd, _ in _fd_pumps:
         os.dup2(null, fd)
     os.close(null)
-    deadline = time.monotonic() + timeout
-    for thread in _fd_pumps:
-        thread.join(max(0.0, deadline - time.monotonic()))
+    deadline = time.monotonic() + LINGER_SECONDS
+    for _, pump in _fd_pumps:
+        pump.thread.join(max(0.0, deadline - time.monotonic()))
     _fd_pumps.clear()
 
 
@@ -518,7 +562,7 @@ def _redact_echo(stream: Any) -> None:
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, False)
     stream._original_stdstream_copy = write_end
-    threading.Thread(target=_pump, args=(read_end, target), name="sluice-redact-echo", daemon=True).start()
+    _Pump(read_end, target, "sluice-redact-echo")
 
 
 def release_kernel_streams() -> None:
