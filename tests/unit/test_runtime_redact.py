@@ -62,6 +62,9 @@ def test_message_contents_of_a_kernel_are_redacted_but_images_are_not() -> None:
     assert redact.redact_message_content("stream", {"name": "stdout", "text": "kernel-s3cret\n"})["text"] == (
         "[REDACTED]\n"
     )
+    widget = {"comm_id": "c1", "data": {"state": {"value": "kernel-s3cret", "n": 3}}}
+    shown = redact.redact_message_content("comm_msg", widget)["data"]
+    assert shown == {"state": {"value": "[REDACTED]", "n": 3}}
     status = {"execution_state": "kernel-s3cret"}
     assert redact.redact_message_content("status", status) is status
 

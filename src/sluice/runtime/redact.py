@@ -488,6 +488,8 @@ def redact_message_content(msg_type: str, content: Any) -> Any:
     if msg_type == "error" or (msg_type == "execute_reply" and content.get("status") == "error"):
         changed = {k: _redact_deep(content[k]) for k in ("ename", "evalue", "traceback") if k in content}
         return {**content, **changed}
+    if msg_type in ("comm_open", "comm_msg"):  # widget state: nbclient keeps it in the notebook's metadata
+        return {**content, "data": _redact_deep(content.get("data"))}
     return content
 
 
