@@ -33,7 +33,6 @@ Only the standard library is imported: task processes import this module.
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import os
 import re
@@ -63,6 +62,8 @@ _DISPLAY_TYPES = frozenset({"display_data", "update_display_data", "execute_resu
 
 def _escaped(value: str) -> set[str]:
     """``value`` and how it looks inside a printed ``repr``, a JSON string or HTML text."""
+    import html  # only once a secret is read: its entity table is not free to import
+
     forms = {
         value,
         repr(value)[1:-1],
