@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from e2e.helpers import Workspace, py_task, task_message, wait_for
 from e2e.test_api_sdk import Server, start_server
 from e2e.test_e2e_wheel import install_wheel
+from sluice.store.testing import postgres_schema, require_postgres
 
 SECRET = 'Xk7<q&"m\\p\nZr2-tail'
 #: Pieces of the secret that nothing else contains: any form of the value that leaks shows one of them.
@@ -370,3 +372,50 @@ def test_task_values_and_downstream_parameters_are_redacted_in_the_store_api_and
     checked = assert_home_clean(ws)
     assert {"sluice.db", "sluice.db-wal"} <= set(checked), checked
     api.close()
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL
+
+
+@pytest.mark.postgres
+def test_postgresql_tables_never_hold_the_clear_value(ws: Workspace) -> None:
+    import psycopg
+
+    ws.env.pop("PYTEST_CURRENT_TEST", None)  # as in the notebook test above
+    with postgres_schema(require_postgres()) as url:
+        ws.env["SLUICE_DATABASE_URL"] = url
+        put_secret(ws)
+        ws.write("producer.py", PRODUCER)
+        ws.write("consumer.py", CONSUMER)
+        ws.write("nb.py", NOTEBOOK)
+        tasks = [
+            py_task("producer", "producer.py"),
+            py_task("consumer", "consumer.py", params=["{{tasks.producer.values.pw}}"], deps=["producer"]),
+            {"task_key": "n", "notebook_task": {"notebook_path": "nb"}},
+            py_task("fails", "task.py"),
+        ]
+        ws.write(
+            "task.py",
+            'from sluice.runtime import dbutils\nraise ValueError(dbutils.secrets.get("etl", "pw"))\n',
+        )
+        done = ws.run(ws.job(tasks))
+        assert done.run.results() == {
+            "producer": "SUCCESS",
+            "consumer": "SUCCESS",
+            "n": "SUCCESS",
+            "fails": "FAILED",
+        }
+        schema = url.rsplit("%3D", 1)[1]
+        with psycopg.connect(url) as conn:
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+                )
+            ]
+            assert "task_values" in tables
+            assert "secrets" in tables
+            for table in tables:
+                rows = conn.execute(f'SELECT t::text FROM "{table}" t').fetchall()
+                assert_clean("\n".join(str(r[0]) for r in rows), f"table {table}")
+    assert_home_clean(ws)
