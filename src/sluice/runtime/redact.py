@@ -194,7 +194,7 @@ class StreamRedactor:
 
     def __init__(self) -> None:
         self._pending = ""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: a signal handler may print during a write
         _redactors.add(self)
 
     def feed(self, text: str) -> str:
@@ -218,7 +218,7 @@ _redactors: weakref.WeakSet[StreamRedactor] = weakref.WeakSet()
 def _reset_locks_in_child() -> None:
     """A fork may happen while another thread writes: the child gets fresh locks, not a held one."""
     for redactor in list(_redactors):
-        redactor._lock = threading.Lock()
+        redactor._lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_reset_locks_in_child)
