@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,6 +86,9 @@ def run_notebook(
         notebook = resolve_notebook_path(_caller_dir(), path)
     except NotebookSourceError as exc:
         raise WorkflowException(f"dbutils.notebook.run: {exc}") from None
+    redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret
+    if redaction is not None and arguments:  # the child's parameters are stored: a secret goes redacted
+        arguments = {redaction.redact(str(k)): redaction.redact(str(v)) for k, v in arguments.items()}
     settings = Settings.from_env()
     with Store.open(settings.database_url, settings.home) as store:
         parent = store.get_run(context.job_run_id)

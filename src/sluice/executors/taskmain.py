@@ -386,6 +386,7 @@ def _exit(code: int) -> NoReturn:
         if threading is not None:
             threading._shutdown()  # private, as the interpreter's own exit uses it: joins non-daemon threads
         atexit._run_exitfuncs()
+        _release_redacted_streams()
         _close_open_files()
     except BaseException as exc:  # an exit path must exit
         _write_stderr(f"sluice: error while the task process was exiting: {exc!r}\n")
@@ -393,6 +394,14 @@ def _exit(code: int) -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     os._exit(code & 0xFF)
+
+
+def _release_redacted_streams() -> None:
+    """Text the stream redactor held back (a possible start of a secret) is written now, redacted."""
+    redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret
+    if redaction is not None:
+        redaction.finish()
+        redaction.drain_fds()
 
 
 def _close_open_files() -> None:
