@@ -357,11 +357,12 @@ def run_notebook_inline(shell: InteractiveShell, line: str) -> None:
         parse_run_magic,
         read_notebook,
         resolve_notebook_path,
+        workspace_root_from_env,
     )
 
     try:
         command = parse_run_magic(f"%run {line}")
-        path = resolve_notebook_path(_state.folder, command.path)
+        path = resolve_notebook_path(_state.folder, command.path, root=workspace_root_from_env())
         notebook = read_notebook(path)
     except NotebookSourceError as exc:
         raise NotebookRunError(f"{current_cell_label(shell)}: {exc}") from None
