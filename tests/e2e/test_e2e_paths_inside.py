@@ -130,3 +130,17 @@ def test_spark_refuses_a_volume_directory_with_a_link_leading_outside(ws: Worksp
 
 def py_task_dict(key: str, path: str) -> dict[str, object]:
     return {"task_key": key, "spark_python_task": {"python_file": "read.py", "parameters": [path]}}
+
+
+def test_a_notebook_run_child_has_its_parents_root(ws: Workspace) -> None:
+    """The child run of ``dbutils.notebook.run`` keeps the parent job's root, not the driver's directory."""
+    ws.write("secret.py", notebook("print('OUTSIDE RAN')\n"))  # in the driver's cwd, outside the job's root
+    ws.write("proj/lib/helpers.py", notebook("GREETING = 'hello'\n"))
+    ws.write("proj/nb/child.py", notebook("# MAGIC %run ../lib/helpers\n", "# MAGIC %run ../../secret\n"))
+    ws.write("proj/nb/main.py", notebook("dbutils.notebook.exit(dbutils.notebook.run('./child', 120))\n"))
+    done = ws.run(ws.job([nb_task("main", "nb/main")], file="proj/job.yml"))
+    main = done.run.task("main")
+    assert task_result(main) == "FAILED"
+    message = task_message(main)
+    assert "'../../secret'" in message, message
+    assert f"outside the workspace root {(ws.dir / 'proj').resolve()}" in message, message

@@ -66,15 +66,20 @@ def workspace_root(spec: LaunchSpec, inputs: LaunchInputs) -> Path:
     """The directory ``%run`` and ``dbutils.notebook.run`` may open notebooks in (docs/guide/notebooks.md).
 
     The git checkout for a task whose file comes from it; otherwise the job's base directory (the bundle
-    root, or the job file's directory); a task whose file lies outside both (an absolute path) gets its
-    file's own directory.
+    root, or the job file's directory); a task whose file lies outside both (an absolute path) gets the
+    git work tree holding its file (a ``dbutils.notebook.run`` child of a git task), else its file's own
+    directory.
     """
     target = Path(spec.target) if spec.kind is not TaskKind.PYTHON_WHEEL else Path(spec.cwd) / "_"
     real = os.path.realpath(target)
     for root in (inputs.repo_dir, inputs.base_dir):
         if root is not None and _inside(real, os.path.realpath(root)):
             return Path(os.path.realpath(root))
-    return Path(real).parent
+    folder = Path(real).parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
 
 
 def _inside(path: str, root: str) -> bool:
