@@ -704,3 +704,42 @@ def test_a_lost_zygotes_cgroup_is_killed_with_everything_in_it(runner: Runner, t
     base = runner.executor.cgroup
     assert base is not None
     assert not Path(base).exists()
+
+
+DETACHER = """
+import os, subprocess, sys, time
+from sluice.executors.containment import detached_marker
+SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
+env = {**os.environ, **detached_marker(os.environ.get("SLUICE_PROCESS_TAG"))}
+env.pop("SLUICE_PROCESS_TAG")
+server = subprocess.Popen(SLEEP, env=env, start_new_session=True)  # as a job-cluster server is started
+escaper = subprocess.Popen(SLEEP, env={}, start_new_session=True)
+print(server.pid, escaper.pid, flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("mode", ["auto", "subreaper"])
+@pytest.mark.parametrize("end", ["exit", "kill"])
+def test_a_detached_job_cluster_server_outlives_its_task_and_nothing_else_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, end: str
+) -> None:
+    monkeypatch.setenv("SLUICE_CONTAINMENT", mode)
+    ex = LocalExecutor()
+    runner = Runner(ex, tmp_path)
+    ex.start()
+    server = 0
+    try:
+        attempt_id, attempt_dir = runner.launch(DETACHER, argv=["0" if end == "exit" else "60"])
+        wait_for(lambda: read(attempt_dir / "stdout.log").endswith("\n"), what="the two pids")
+        server, escaper = (int(p) for p in read(attempt_dir / "stdout.log").split())
+        if end == "kill":
+            ex.kill(attempt_id, grace=0.5)
+        exited = runner.wait(attempt_id)
+        assert exited.returncode == 0 if end == "exit" else exited.killed, read(attempt_dir / "stderr.log")
+        wait_for(lambda: not alive(escaper), timeout=5, what="the escaper to be killed")
+        assert alive(server), "the detached server was killed with its task"
+    finally:
+        if server and alive(server):
+            os.kill(server, signal.SIGKILL)
+        ex.close()

@@ -13,6 +13,12 @@ Two layers, both used by the zygote (``sluice.executors.zygote``):
   leader's descendants, and any child of the zygote that is neither a task leader nor the spare is left
   over from an attempt that ended: both are found in ``/proc`` and killed until none is left.
 
+One sanctioned exception: a process whose initial environment holds ``SLUICE_DETACHED=<executor token>``
+(:func:`detached_marker`) is spared, with its descendants, and moved to ``sluice-<token>/detached/`` before
+a task's cgroup is killed. Sluice's job-cluster servers use it: a task starts one and the run's other tasks
+share it; the driver stops it when the run ends, and it dies with the driver. This is not a security
+boundary (task code runs as the same user as Sluice); it keeps careless code from outliving its task.
+
 ``SLUICE_CONTAINMENT=subreaper`` turns the cgroup layer off (to test the fallback, or on a host where
 cgroups are managed by someone else); the default ``auto`` uses cgroups when the probe succeeds.
 
@@ -24,10 +30,31 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 #: ``auto`` (cgroup v2 where possible, subreapers always) or ``subreaper`` (no cgroups).
 CONTAINMENT_ENV = "SLUICE_CONTAINMENT"
+#: ``<executor token>``: the process may outlive the task that started it (a job-cluster server).
+DETACHED_ENV = "SLUICE_DETACHED"
+
+
+def detached_marker(process_tag: str | None) -> dict[str, str]:
+    """The environment entry that lets a process started by a task outlive it, given the task's
+    ``SLUICE_PROCESS_TAG`` (``<token>.<attempt id>``); empty outside a task."""
+    token = (process_tag or "").partition(".")[0]
+    return {DETACHED_ENV: token} if token else {}
+
+
+def is_detached(pid: int, token: str) -> bool:
+    """Whether ``pid``'s initial environment holds ``SLUICE_DETACHED=<token>``."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = b"\0" + f.read() + b"\0"
+    except OSError:
+        return False
+    return b"\0" + DETACHED_ENV.encode() + b"=" + token.encode() + b"\0" in data
+
+
 _KILL_PASSES = 50
 
 
@@ -50,8 +77,11 @@ def parents(*, above_pid: int = 0) -> dict[int, int]:
     return found
 
 
-def descendants(roots: Iterable[int], table: dict[int, int]) -> list[int]:
-    """Every process below ``roots`` in ``table`` (from :func:`parents`), roots excluded."""
+def descendants(
+    roots: Iterable[int], table: dict[int, int], *, spare: Callable[[int], bool] | None = None
+) -> list[int]:
+    """Every process below ``roots`` in ``table`` (from :func:`parents`), roots excluded; a process for
+    which ``spare`` is true is left out with everything below it."""
     children: dict[int, list[int]] = {}
     for pid, ppid in table.items():
         children.setdefault(ppid, []).append(pid)
@@ -59,14 +89,18 @@ def descendants(roots: Iterable[int], table: dict[int, int]) -> list[int]:
     todo = list(roots)
     while todo:
         for child in children.get(todo.pop(), ()):
+            if spare is not None and spare(child):
+                continue
             found.append(child)
             todo.append(child)
     return found
 
 
-def signal_tree(root: int, sig: int, *, include_root: bool = True) -> int:
+def signal_tree(
+    root: int, sig: int, *, include_root: bool = True, spare: Callable[[int], bool] | None = None
+) -> int:
     """Send ``sig`` to ``root``'s live descendants (and ``root``); returns how many were signalled."""
-    pids = descendants([root], parents(above_pid=0))
+    pids = descendants([root], parents(above_pid=0), spare=spare)
     if include_root:
         pids.append(root)
     for pid in pids:
@@ -75,7 +109,9 @@ def signal_tree(root: int, sig: int, *, include_root: bool = True) -> int:
     return len(pids)
 
 
-def kill_strays(reaper: int, known: Iterable[int], *, above_pid: int = 0) -> int:
+def kill_strays(
+    reaper: int, known: Iterable[int], *, above_pid: int = 0, spare: Callable[[int], bool] | None = None
+) -> int:
     """SIGKILL every child of ``reaper`` not in ``known``, and their descendants, until none is left.
 
     ``reaper`` is a child subreaper: what is killed here hands its own children to it, so each pass looks
@@ -83,17 +119,21 @@ def kill_strays(reaper: int, known: Iterable[int], *, above_pid: int = 0) -> int
     processes; later passes read everything. Returns how many processes were killed.
     """
     keep = set(known)
+    spared: set[int] = set()
     killed = 0
     floor = above_pid
     for _ in range(_KILL_PASSES):
         table = parents(above_pid=floor)
-        strays = [pid for pid, ppid in table.items() if ppid == reaper and pid not in keep]
+        strays = [pid for pid, ppid in table.items() if ppid == reaper and pid not in keep | spared]
+        if spare is not None:
+            spared.update(pid for pid in strays if spare(pid))
+            strays = [pid for pid in strays if pid not in spared]
         if not strays:
             return killed
         if floor:
             table = parents(above_pid=0)  # their descendants may have older pids after a wrap
             floor = 0
-        for pid in [*strays, *descendants(strays, table)]:
+        for pid in [*strays, *descendants(strays, table, spare=spare)]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
@@ -174,15 +214,29 @@ class Cgroups:
         except OSError:
             return []
 
-    def signal(self, pid: int, sig: int) -> None:
-        """Send ``sig`` to every process in task process ``pid``'s cgroup."""
+    def signal(self, pid: int, sig: int, *, spare: Callable[[int], bool] | None = None) -> None:
+        """Send ``sig`` to every process in task process ``pid``'s cgroup (but those ``spare`` names)."""
         for member in self.pids(pid):
+            if spare is not None and spare(member):
+                continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(member, sig)
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL everything in task process ``pid``'s cgroup (atomically, forks in flight included)."""
+    def kill(self, pid: int, *, spare: Callable[[int], bool] | None = None) -> None:
+        """SIGKILL everything in task process ``pid``'s cgroup (atomically, forks in flight included);
+        the processes ``spare`` names are first moved to ``detached/``."""
+        if spare is not None:
+            for member in self.pids(pid):
+                if spare(member):
+                    self._detach(member)
         kill_cgroup(self.path(pid))
+
+    def _detach(self, pid: int) -> None:
+        path = os.path.join(self.base, "detached")
+        with contextlib.suppress(OSError):
+            os.makedirs(path, exist_ok=True)
+            with open(os.path.join(path, "cgroup.procs"), "w", encoding="ascii") as f:
+                f.write(str(pid))
 
     def remove(self, pid: int) -> bool:
         """Remove ``pid``'s cgroup once empty (killing what is left); True when it is gone."""

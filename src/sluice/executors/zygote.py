@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from sluice.executors import DEFAULT_KILL_GRACE, PROCESS_TAG_ENV, TAG_PLACEHOLDER, TAG_WIDTH
-from sluice.executors.containment import Cgroups, kill_strays, signal_tree
+from sluice.executors.containment import Cgroups, is_detached, kill_strays, signal_tree
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -510,12 +510,17 @@ class Zygote:
         """``sig`` to every process of a running attempt: its cgroup, its group, its tree, its tagged ones."""
         if self.cgroups is not None:
             if sig == signal.SIGKILL:
-                self.cgroups.kill(att.pid)
+                self.cgroups.kill(att.pid, spare=self._detached)
             else:
-                self.cgroups.signal(att.pid, sig)
+                self.cgroups.signal(att.pid, sig, spare=self._detached)
         _signal_group(att.pid, sig)
-        signal_tree(att.pid, sig)  # the leader is their subreaper: every descendant is below it
+        # The leader is their subreaper: every descendant is below it.
+        signal_tree(att.pid, sig, spare=self._detached)
         kill_tagged(self.token, [att.attempt_id], sig)
+
+    def _detached(self, pid: int) -> bool:
+        """A job-cluster server a task started: it outlives the task (``containment.DETACHED_ENV``)."""
+        return is_detached(pid, self.token)
 
     def _reap(self) -> None:
         while True:
@@ -535,7 +540,7 @@ class Zygote:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
             if self.cgroups is not None and (att is not None or pid in self.to_uncgroup):
-                self.cgroups.kill(pid)
+                self.cgroups.kill(pid, spare=self._detached)
                 self.to_uncgroup.add(pid)
             try:
                 _, status = os.waitpid(pid, 0)
@@ -588,7 +593,7 @@ class Zygote:
                 floor = _sweep_floor(done.values(), now)
                 kill_tagged(self.token, done, signal.SIGKILL, above_pid=floor)
                 # What the ended attempts left is now ours (their leaders were its subreapers): kill it.
-                kill_strays(os.getpid(), self._known(), above_pid=floor)
+                kill_strays(os.getpid(), self._known(), above_pid=floor, spare=self._detached)
             self._remove_cgroups()
 
     def _known(self) -> set[int]:
