@@ -643,7 +643,8 @@ def test_each_task_process_is_in_a_cgroup_of_its_own_and_it_is_removed(
     assert exited.returncode == 0, read(attempt_dir / "stderr.log")
     line = read(attempt_dir / "stdout.log").strip()
     assert line.startswith("0::"), line
-    assert line.endswith(f"/sluice-{runner.executor.token}/p{exited.pid}"), line
+    zygote = runner.executor.zygote_pid
+    assert line.endswith(f"/sluice-{zygote}-{runner.executor.token}/p{exited.pid}"), line
     cgroup = Path(runner.executor.cgroup) / f"p{exited.pid}"
     wait_for(lambda: not cgroup.exists(), timeout=5, what=f"{cgroup} to be removed")
 
@@ -743,3 +744,32 @@ def test_a_detached_job_cluster_server_outlives_its_task_and_nothing_else_does(
         if server and alive(server):
             os.kill(server, signal.SIGKILL)
         ex.close()
+
+
+def test_the_cgroup_of_a_zygote_that_died_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    first = LocalExecutor()
+    runner = Runner(first, tmp_path)
+    first.start()
+    try:
+        exited, _ = runner.run("pass\n")  # the zygote is up, a spare waits in its cgroup
+        assert exited.returncode == 0
+        base = first.cgroup
+        if base is None:
+            pytest.skip("this host gives no writable cgroup v2 tree")
+        zygote = first.zygote_pid
+        assert zygote is not None
+        first._cgroup = None  # as if the driver had died with its zygote: nobody cleans up after it
+        os.kill(zygote, signal.SIGKILL)
+        wait_for(lambda: not alive(zygote), timeout=5, what="the zygote to be gone")
+        assert Path(base).is_dir(), "left behind"
+    finally:
+        first.close()
+    second = LocalExecutor()
+    again = Runner(second, tmp_path / "again")
+    (tmp_path / "again").mkdir()
+    second.start()
+    try:
+        assert again.run("pass\n")[0].returncode == 0
+        assert not Path(base).exists(), f"{base} of a dead zygote is still there"
+    finally:
+        second.close()

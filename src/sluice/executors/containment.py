@@ -3,9 +3,10 @@
 Two layers, both used by the zygote (``sluice.executors.zygote``):
 
 - **A cgroup v2 per task process**, where the host lets us create cgroups (root in a writable cgroup v2
-  tree whose kernel has ``cgroup.kill``): the zygote makes ``sluice-<token>/`` under its own cgroup, and
-  every forked child moves itself into ``sluice-<token>/p<pid>/`` before it runs anything. No process can
-  leave a cgroup by itself (``setsid``, double forks and a scrubbed environment change nothing), and
+  tree whose kernel has ``cgroup.kill``): the zygote makes ``sluice-<zygote pid>-<token>/`` below its own
+  cgroup, and every forked child moves itself into ``p<pid>/`` in it before it runs anything (the cgroups
+  of zygotes that died without removing theirs are removed by the next zygote). No process can leave a
+  cgroup by itself (``setsid``, double forks and a scrubbed environment change nothing), and
   writing ``1`` to ``cgroup.kill`` SIGKILLs everything in it at once, forks in flight included.
 - **Subreapers**, always: the zygote and every task leader are child subreapers
   (``PR_SET_CHILD_SUBREAPER``), so a descendant orphaned while its leader runs becomes the leader's child,
@@ -14,10 +15,11 @@ Two layers, both used by the zygote (``sluice.executors.zygote``):
   over from an attempt that ended: both are found in ``/proc`` and killed until none is left.
 
 One sanctioned exception: a process whose initial environment holds ``SLUICE_DETACHED=<executor token>``
-(:func:`detached_marker`) is spared, with its descendants, and moved to ``sluice-<token>/detached/`` before
-a task's cgroup is killed. Sluice's job-cluster servers use it: a task starts one and the run's other tasks
-share it; the driver stops it when the run ends, and it dies with the driver. This is not a security
-boundary (task code runs as the same user as Sluice); it keeps careless code from outliving its task.
+(:func:`detached_marker`) is spared, with its descendants, and moved to the zygote's ``detached/`` cgroup
+before a task's cgroup is killed. Sluice's job-cluster servers use it: a task starts one and the run's
+other tasks share it; the driver stops it when the run ends, and it dies with the driver. This is not a
+security boundary (task code runs as the same user as Sluice); it keeps careless code from outliving its
+task.
 
 ``SLUICE_CONTAINMENT=subreaper`` turns the cgroup layer off (to test the fallback, or on a host where
 cgroups are managed by someone else); the default ``auto`` uses cgroups when the probe succeeds.
@@ -168,20 +170,22 @@ def _own_cgroup_dir() -> str | None:
 
 
 class Cgroups:
-    """The cgroup v2 directory of one zygote (``sluice-<token>``): one sub-cgroup per task process."""
+    """The cgroup v2 directory of one zygote (``sluice-<pid>-<token>``): one sub-cgroup per task process."""
 
     def __init__(self, base: str) -> None:
         self.base = base
 
     @classmethod
     def probe(cls, token: str) -> Cgroups | None:
-        """Create ``sluice-<token>`` beside the caller's cgroup, if the host allows it and has cgroup.kill."""
+        """Create ``sluice-<pid>-<token>`` below the caller's cgroup, if the host allows it and has
+        ``cgroup.kill`` (removing first those of zygotes that died without removing theirs)."""
         if os.environ.get(CONTAINMENT_ENV, "auto") == "subreaper":
             return None
         parent = _own_cgroup_dir()
         if parent is None:
             return None
-        base = os.path.join(parent, f"sluice-{token}")
+        _sweep_stale(parent)
+        base = os.path.join(parent, f"sluice-{os.getpid()}-{token}")
         try:
             os.mkdir(base)
         except OSError:
@@ -245,6 +249,32 @@ class Cgroups:
     def close(self) -> bool:
         """Kill everything under this zygote's cgroup and remove it; True when it is gone."""
         return remove_cgroup(self.base)
+
+
+def _sweep_stale(parent: str) -> None:
+    """Remove the cgroups of zygotes that died without removing theirs (SIGKILLed), killing what is left.
+
+    A zygote's cgroup is ``sluice-<zygote pid>-<token>``: one whose zygote is gone holds only processes that
+    should have died with it.
+    """
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return
+    for name in entries:
+        owner = name.split("-")[1] if name.startswith("sluice-") and name.count("-") >= 2 else ""
+        if owner.isdigit() and not _alive(int(owner)):
+            remove_cgroup(os.path.join(parent, name))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def kill_cgroup(path: str) -> None:
