@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.notebooks.magics import _bind_parameters, legacy_names, split_sql, transform_databricks_magics
+from sluice.notebooks.magics import legacy_names, split_sql, transform_databricks_magics
+from sluice.sqltask import bind_inline, markers
 
 
 @pytest.mark.parametrize(
@@ -35,14 +36,11 @@ def test_sql_statements_split_on_semicolons_outside_quotes_and_comments() -> Non
     assert split_sql(" ;\n; ") == []
 
 
-def test_named_markers_are_bound_only_outside_quotes_and_legacy_dollar_braces_are_substituted() -> None:
-    values = {"x": "1", "y": "2", "z": "3"}
-    text, args = _bind_parameters("SELECT * FROM t WHERE a = :x AND b = ':y' AND c = ${z}", values)
-    assert text == "SELECT * FROM t WHERE a = :x AND b = ':y' AND c = 3"
-    assert args == {"x": "1"}
-    text, args = _bind_parameters("SELECT ${missing}, :unknown, a::int", values)
-    assert text == "SELECT ${missing}, :unknown, a::int", "unknown names are left for Spark to report"
-    assert args == {}
+def test_sql_magic_markers_are_found_only_outside_quotes_and_casts() -> None:
+    """%sql binds through sql_task's binding (sluice.sqltask): the same markers in both."""
+    found = markers("SELECT * FROM t WHERE a = :x AND b = ':y' AND c = `:q` AND d = a::int AND e = j:k")
+    assert [m.name for m in found] == ["x"]
+    assert bind_inline("INSERT INTO t VALUES (:x)", {"x": "it's"}) == "INSERT INTO t VALUES ('it\\u0027s')"
 
 
 def test_legacy_names_are_the_substituted_dollar_brace_parameters_once_each_in_order() -> None:

@@ -76,14 +76,14 @@ def run_notebook(
     context: TaskContext, path: str, timeout_seconds: int, arguments: Mapping[str, str] | None
 ) -> str:
     """Start ``path`` as a child run of the calling task and return its exit value (task side)."""
-    from sluice.notebooks.source import NotebookSourceError, resolve_notebook_path
+    from sluice.notebooks.source import NotebookSourceError, resolve_notebook_path, workspace_root_from_env
     from sluice.settings import Settings
     from sluice.store import Store
 
     if timeout_seconds < 0:
         raise ValueError(f"timeout_seconds must be 0 (no timeout) or more, not {timeout_seconds}")
     try:
-        notebook = resolve_notebook_path(_caller_dir(), path)
+        notebook = resolve_notebook_path(_caller_dir(), path, root=workspace_root_from_env())
     except NotebookSourceError as exc:
         raise WorkflowException(f"dbutils.notebook.run: {exc}") from None
     redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret

@@ -157,7 +157,6 @@ def _display(shell: InteractiveShell, value: object) -> None:
 
 # -------------------------------------------------------------------------------------------------- %sql
 
-_PARAM_MARKER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LEGACY_SUBST = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
 
 
@@ -204,14 +203,6 @@ def _widget_values(shell: InteractiveShell) -> dict[str, str]:
         return {}
 
 
-def _bind_parameters(statement: str, values: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    """Legacy ``${name}`` text substitution, and the ``:name`` markers to bind as ``args``."""
-    text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), statement)
-    outside_quotes = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", "", text)
-    wanted = {m.group(1) for m in _PARAM_MARKER.finditer(outside_quotes)}
-    return text, {name: values[name] for name in wanted if name in values}
-
-
 def legacy_names(statement: str, values: Mapping[str, str]) -> list[str]:
     """The parameters a statement uses in the legacy ``${name}`` form (those with a value), in order."""
     found = [m.group(1) for m in _LEGACY_SUBST.finditer(statement) if m.group(1) in values]
@@ -248,12 +239,20 @@ def run_sql(shell: InteractiveShell, query: str) -> None:
             f"{where} is a %sql cell, which runs through spark.sql(...) and needs the compute engine: "
             f"{reason}"
         )
+    from sluice.sqltask import SqlTaskError, run_statement
+
     values = _widget_values(shell)
+    fix = "define a widget of that name or pass it as a task or job parameter"
     result: Any = None
     for statement in statements:
         _note_legacy(legacy_names(statement, values), where)
-        text, args = _bind_parameters(statement, values)
-        result = spark.sql(text, args=args) if args else spark.sql(text)
+        text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), statement)
+        # Commands (INSERT, UPDATE, DELETE, MERGE ...) take no args on Sail: sql_task's binding inlines
+        # their values as safe literals; queries get them as named parameters.
+        try:
+            result = run_statement(spark, text, values, fix=fix)
+        except SqlTaskError as exc:
+            raise MagicError(f"{where}: {exc}") from None
     if result is not None:
         _display(shell, result)
 
@@ -357,11 +356,12 @@ def run_notebook_inline(shell: InteractiveShell, line: str) -> None:
         parse_run_magic,
         read_notebook,
         resolve_notebook_path,
+        workspace_root_from_env,
     )
 
     try:
         command = parse_run_magic(f"%run {line}")
-        path = resolve_notebook_path(_state.folder, command.path)
+        path = resolve_notebook_path(_state.folder, command.path, root=workspace_root_from_env())
         notebook = read_notebook(path)
     except NotebookSourceError as exc:
         raise NotebookRunError(f"{current_cell_label(shell)}: {exc}") from None
