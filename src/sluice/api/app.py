@@ -26,10 +26,13 @@ def create_app(
     stores: Stores | None = None,
     on_run_created: Callable[[], None] | None = None,
     auth: bool = True,
+    base_url: str | None = None,
 ) -> FastAPI:
     """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
 
     ``auth=False`` serves without tokens (tests of shapes only); ``sluice serve`` always authenticates.
+    ``base_url`` (the ``base_url`` setting) starts the links to run pages; without it, links use the URL
+    the request came to. The Jobs UI (:mod:`sluice.web`) is served at ``/``.
     """
     if (store is None) == (stores is None):
         raise ValueError("create_app needs exactly one of store= or stores=")
@@ -43,6 +46,7 @@ def create_app(
             provider.close()
 
     app = FastAPI(
+        docs_url=None,  # sluice.web serves /docs from local files (no CDN)
         title="Sluice",
         version=__version__,
         summary="Databricks Jobs API 2.2 on your own machines.",
@@ -51,6 +55,7 @@ def create_app(
     app.state.stores = provider
     app.state.on_run_created = on_run_created
     app.state.auth = auth
+    app.state.base_url = base_url
     errors.install(app)
 
     secured = [Depends(authenticate)]
@@ -73,4 +78,7 @@ def create_app(
         # The workspace id is not a secret (Databricks shows it in every workspace URL).
         return {"oidc_endpoint": "", "workspace_id": str(workspace_id(store))}
 
+    from sluice import web
+
+    web.install(app)
     return app

@@ -75,7 +75,7 @@ class _Server(uvicorn.Server):
 
 def banner(url: str) -> None:
     sys.stdout.write(
-        f"Sluice is serving the Jobs API at {url}  (OpenAPI: {url}/docs, health: {url}/health)\n"
+        f"Sluice is serving the Jobs UI at {url}/jobs  (API docs: {url}/docs, health: {url}/health)\n"
         "Create a token:   sluice tokens create --comment my-laptop\n"
         f"Use it:           DATABRICKS_HOST={url} DATABRICKS_TOKEN=dapi... python -c "
         "'from databricks.sdk import WorkspaceClient; print(list(WorkspaceClient().jobs.list()))'\n"
@@ -99,7 +99,9 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         executor=crashpoints.executor(),  # None (the default executor) unless a test armed a crash point
     )
     app = create_app(
-        stores=ThreadStores(settings.database_url, settings.home), on_run_created=orchestrator.wake
+        stores=ThreadStores(settings.database_url, settings.home),
+        on_run_created=orchestrator.wake,
+        base_url=settings.base_url,
     )
     config = uvicorn.Config(
         app,

@@ -16,15 +16,26 @@ from sluice.store.store import _JOB_SELECT, _NOT_TERMINAL, _RUNS, _TASK_RUNS, _T
 
 
 def jobs_page(
-    store: Store, *, limit: int, after: int | None = None, before: int | None = None, name: str | None = None
+    store: Store,
+    *,
+    limit: int,
+    after: int | None = None,
+    before: int | None = None,
+    name: str | None = None,
+    name_contains: str | None = None,
 ) -> tuple[list[JobRecord], bool]:
     """Up to ``limit`` jobs with id > ``after`` (or the last ``limit`` with id < ``before``), ascending,
-    and whether more exist in the direction of travel."""
+    and whether more exist in the direction of travel; ``name`` matches whole names, ``name_contains`` any
+    part of them (both ignore case)."""
     conditions: list[str] = []
     params: dict[str, Any] = {"limit": limit + 1}
     if name is not None:
         conditions.append("name_lower = :name_lower")
         params["name_lower"] = name.lower()
+    if name_contains:
+        escaped = name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append("name_lower LIKE :name_like ESCAPE '\\'")
+        params["name_like"] = f"%{escaped}%"
     if after is not None:
         conditions.append("job_id > :after")
         params["after"] = after

@@ -1,0 +1,112 @@
+"""A job's task graph as SVG: nodes from :mod:`sluice.web.layout`, edges from ``depends_on``.
+
+Nodes carry ``data-task`` (their key) and a ``state-*`` class the run page's script recolours; each shows
+its key, a kind badge (for-each, run-job, condition) and a text status, never colour alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from sluice.web.layout import layout
+
+NODE_W = 190.0
+NODE_H = 46.0
+#: Most characters of a task key shown on a node (the whole key is in its tooltip).
+KEY_CHARS = 24
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """How a node looks in a run: its css state (``succeeded``, ``failed`` ...), text and link."""
+
+    css: str
+    text: str
+    href: str | None = None
+
+
+def kind_of(task: Mapping[str, Any]) -> str:
+    """A short word for tasks the graph marks: for-each, run-job and condition tasks."""
+    if "for_each_task" in task:
+        return "for each"
+    if "run_job_task" in task:
+        return "run job"
+    if "condition_task" in task:
+        return "if/else"
+    return ""
+
+
+def edges_of(tasks: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """``(from, to, label)`` for every ``depends_on`` entry; the label is a condition outcome or ''."""
+    keys = {str(t.get("task_key")) for t in tasks}
+    out: list[tuple[str, str, str]] = []
+    for task in tasks:
+        for dep in task.get("depends_on") or ():
+            parent = str(dep.get("task_key"))
+            if parent in keys:
+                out.append((parent, str(task["task_key"]), str(dep.get("outcome") or "")))
+    return out
+
+
+def svg(
+    tasks: Sequence[Mapping[str, Any]],
+    states: Mapping[str, NodeState] | None = None,
+    *,
+    link: Mapping[str, str] | None = None,
+) -> Markup:
+    """The graph of ``tasks`` (job settings' task dicts) as an inline ``<svg>``."""
+    keys = [str(t["task_key"]) for t in tasks]
+    edges = edges_of(tasks)
+    placed = layout(keys, [(a, b) for a, b, _ in edges], node_width=NODE_W, node_height=NODE_H)
+    states = states or {}
+    parts = [
+        f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Task graph" '
+        f'width="{placed.width:.0f}" height="{placed.height:.0f}" '
+        f'viewBox="0 0 {placed.width:.0f} {placed.height:.0f}">',
+        '<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" class="arrowhead"/></marker></defs>',
+    ]
+    for a, b, label in edges:
+        s, t = placed.boxes[a], placed.boxes[b]
+        x1, y1 = s.x + NODE_W, s.y + NODE_H / 2
+        x2, y2 = t.x, t.y + NODE_H / 2
+        mid = (x1 + x2) / 2
+        parts.append(
+            f'<path class="edge" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} '
+            f'{mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}" marker-end="url(#arrow)"/>'
+        )
+        if label:
+            lx, ly = x1 + 6, y1 + (y2 - y1) * 0.15 - 4
+            parts.append(f'<text class="edge-label" x="{lx:.0f}" y="{ly:.0f}">{escape(label)}</text>')
+    by_key = {str(t["task_key"]): t for t in tasks}
+    for key in keys:
+        box = placed.boxes[key]
+        state = states.get(key)
+        kind = kind_of(by_key[key])
+        css = f"node state-{state.css}" if state else "node"
+        shown = key if len(key) <= KEY_CHARS else key[: KEY_CHARS - 1] + "…"
+        href = (state.href if state else None) or (link or {}).get(key)
+        body = [
+            f'<rect x="{box.x:.0f}" y="{box.y:.0f}" width="{NODE_W:.0f}" height="{NODE_H:.0f}" rx="6"/>',
+            f'<text class="key" x="{box.x + 10:.0f}" y="{box.y + 19:.0f}">{escape(shown)}</text>',
+            f'<text class="status" x="{box.x + 10:.0f}" y="{box.y + 36:.0f}" data-status="{escape(key)}">'
+            f"{escape(state.text if state else '')}</text>",
+        ]
+        if kind:
+            body.append(
+                f'<text class="kind" x="{box.x + NODE_W - 8:.0f}" y="{box.y + 36:.0f}" '
+                f'text-anchor="end">{escape(kind)}</text>'
+            )
+        inner = "".join(body)
+        if href:
+            inner = f'<a href="{escape(href)}">{inner}</a>'
+        parts.append(
+            f'<g class="{css}" data-task="{escape(key)}"><title>{escape(key)}'
+            f"{escape(' (' + kind + ')') if kind else ''}</title>{inner}</g>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated value above is escaped or a number

@@ -1,0 +1,204 @@
+"""What the pages show, computed from store records (no HTTP here): states in words, triggers in words,
+durations, the runs matrix, the repair preselection, the live snapshot of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sluice.notify.settings import run_page_path
+from sluice.store.records import RunRecord, TaskRunRecord
+from sluice.web.graph import NodeState
+
+_ACTIVE = {
+    "QUEUED": ("queued", "Queued"),
+    "PENDING": ("pending", "Pending"),
+    "BLOCKED": ("pending", "Blocked"),
+    "WAITING_FOR_RETRY": ("pending", "Waiting for retry"),
+    "RUNNING": ("running", "Running"),
+    "TERMINATING": ("running", "Terminating"),
+}
+_RESULT = {
+    "SUCCESS": ("succeeded", "Succeeded"),
+    "SUCCESS_WITH_FAILURES": ("warning", "Succeeded with failures"),
+    "FAILED": ("failed", "Failed"),
+    "TIMEDOUT": ("failed", "Timed out"),
+    "CANCELED": ("canceled", "Canceled"),
+    "MAXIMUM_CONCURRENT_RUNS_REACHED": ("skipped", "Skipped (concurrency)"),
+    "EXCLUDED": ("skipped", "Excluded"),
+    "UPSTREAM_FAILED": ("upstream", "Upstream failed"),
+    "UPSTREAM_CANCELED": ("upstream", "Upstream canceled"),
+    "DISABLED": ("skipped", "Disabled"),
+}
+#: Results a repair re-runs by default (with every task downstream of them).
+REPAIRABLE = {
+    "FAILED",
+    "TIMEDOUT",
+    "CANCELED",
+    "UPSTREAM_FAILED",
+    "UPSTREAM_CANCELED",
+    "MAXIMUM_CONCURRENT_RUNS_REACHED",
+}
+
+
+def state_of(state: str, result_state: str | None) -> tuple[str, str]:
+    """``(css, words)`` for a life cycle state and result: the text label goes wherever the colour does."""
+    if state in _ACTIVE:
+        return _ACTIVE[state]
+    if result_state in _RESULT:
+        return _RESULT[result_state or ""]
+    if state == "SKIPPED":
+        return "skipped", "Skipped"
+    if state == "INTERNAL_ERROR":
+        return "failed", "Internal error"
+    return "pending", state.title()
+
+
+def duration(start: int, end: int, now: int) -> str:
+    """``1h 2m``, ``3m 4s``, ``5s``: from start to end (or now while running); '' before it starts."""
+    if not start:
+        return ""
+    seconds = max(0, ((end or now) - start) // 1000)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m {seconds % 60}s"
+    return f"{seconds}s"
+
+
+def when(ms: int | None) -> str:
+    """A time as ``2026-12-06 20:41:07 UTC``; '' for none."""
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def latest_attempts(task_runs: Sequence[TaskRunRecord]) -> dict[str, TaskRunRecord]:
+    """The newest attempt of each task (for-each iterations left out)."""
+    latest: dict[str, TaskRunRecord] = {}
+    for tr in task_runs:
+        if tr.parent_task_run_id is None and (
+            tr.task_key not in latest or tr.run_id > latest[tr.task_key].run_id
+        ):
+            latest[tr.task_key] = tr
+    return latest
+
+
+def node_states(run: RunRecord, task_runs: Sequence[TaskRunRecord], now: int) -> dict[str, NodeState]:
+    """Each task's look in ``run``: state colour, words and duration, a link to its task run page."""
+    out: dict[str, NodeState] = {}
+    for key, tr in latest_attempts(task_runs).items():
+        css, words = state_of(tr.state, tr.result_state)
+        took = duration(tr.start_time, tr.end_time, now)
+        out[key] = NodeState(
+            css, f"{words} · {took}" if took else words, run_page_path(run.job_id, tr.run_id)
+        )
+    return out
+
+
+def snapshot(run: RunRecord, task_runs: Sequence[TaskRunRecord], now: int) -> dict[str, Any]:
+    """What the run page's script applies on each server-sent event."""
+    css, words = state_of(run.state, run.result_state)
+    return {
+        "run": {
+            "css": css,
+            "text": words,
+            "message": run.state_message,
+            "terminal": run.state in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR"),
+            "duration": duration(run.start_time, run.end_time, now),
+        },
+        "tasks": {
+            k: {"css": s.css, "text": s.text, "href": s.href}
+            for k, s in node_states(run, task_runs, now).items()
+        },
+    }
+
+
+def downstream(tasks: Sequence[Mapping[str, Any]], roots: set[str]) -> set[str]:
+    """``roots`` and every task that depends on one of them, directly or not."""
+    children: dict[str, list[str]] = {}
+    for task in tasks:
+        for dep in task.get("depends_on") or ():
+            children.setdefault(str(dep.get("task_key")), []).append(str(task["task_key"]))
+    seen = set(roots)
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def repair_preselection(run: RunRecord, task_runs: Sequence[TaskRunRecord]) -> set[str]:
+    """The tasks the repair dialog ticks: failed (or never run) tasks and everything downstream of them."""
+    tasks = run.settings.get("tasks", [])
+    latest = latest_attempts(task_runs)
+    failed = {
+        str(t["task_key"])
+        for t in tasks
+        if t["task_key"] in latest and (latest[t["task_key"]].result_state or "") in REPAIRABLE
+    }
+    return downstream(tasks, failed)
+
+
+def trigger_words(settings: Mapping[str, Any], now: int) -> tuple[str, str, bool | None]:
+    """``(words, next fire time, paused)`` of a job's trigger; ('Manual', '', None) without one."""
+    schedule = settings.get("schedule")
+    if isinstance(schedule, dict):
+        expr, zone = str(schedule.get("quartz_cron_expression", "")), str(schedule.get("timezone_id", "UTC"))
+        paused = schedule.get("pause_status") == "PAUSED"
+        return f"Cron {expr} ({zone})", "" if paused else _next_cron(expr, zone, now), paused
+    if isinstance(settings.get("continuous"), dict):
+        return "Continuous", "", settings["continuous"].get("pause_status") == "PAUSED"
+    trigger = settings.get("trigger")
+    if isinstance(trigger, dict):
+        paused = trigger.get("pause_status") == "PAUSED"
+        if isinstance(trigger.get("periodic"), dict):
+            p = trigger["periodic"]
+            return f"Every {p.get('interval')} {str(p.get('unit', '')).lower()}", "", paused
+        if isinstance(trigger.get("file_arrival"), dict):
+            return f"File arrival at {trigger['file_arrival'].get('url')}", "", paused
+        if isinstance(trigger.get("table_update"), dict):
+            names = ", ".join(trigger["table_update"].get("table_names") or ())
+            return f"Table update of {names}", "", paused
+    return "Manual", "", None
+
+
+def _next_cron(expression: str, zone: str, now: int) -> str:
+    from sluice import cron
+
+    try:
+        tz = cron.resolve_timezone(zone)
+        fire = cron.next_fire(cron.parse(expression), datetime.fromtimestamp(now / 1000, tz), tz)
+    except (cron.CronError, ValueError):
+        return ""
+    return fire.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if fire else ""
+
+
+@dataclass(frozen=True)
+class Cell:
+    css: str
+    text: str
+    duration: str
+    href: str
+
+
+def matrix(
+    keys: Sequence[str], runs: Sequence[RunRecord], task_runs: Mapping[int, Sequence[TaskRunRecord]], now: int
+) -> dict[str, list[Cell | None]]:
+    """Task key -> one cell per run (None where the run has no such task)."""
+    rows: dict[str, list[Cell | None]] = {k: [None] * len(runs) for k in keys}
+    for column, run in enumerate(runs):
+        for key, tr in latest_attempts(task_runs.get(run.run_id, ())).items():
+            if key in rows:
+                css, words = state_of(tr.state, tr.result_state)
+                rows[key][column] = Cell(
+                    css,
+                    words,
+                    duration(tr.start_time, tr.end_time, now),
+                    run_page_path(run.job_id, tr.run_id),
+                )
+    return rows

@@ -1,0 +1,182 @@
+"""The Jobs UI over the in-process app: auth (login, cookie, Bearer, CSRF), pages, links, offline /docs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_harness import serving
+
+from sluice.api.app import create_app
+from sluice.engine.clock import now_ms
+from sluice.store import Store
+from sluice.store.tokens import create_token
+
+JOB = {
+    "name": "Nightly sales",
+    "parameters": [{"name": "month", "default": "Oct"}],
+    "schedule": {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC"},
+    "tasks": [
+        {"task_key": "ingest", "spark_python_task": {"python_file": "/x.py"}},
+        {
+            "task_key": "check",
+            "depends_on": [{"task_key": "ingest"}],
+            "condition_task": {"op": "EQUAL_TO", "left": "1", "right": "1"},
+        },
+        {
+            "task_key": "gold",
+            "depends_on": [{"task_key": "check", "outcome": "true"}],
+            "spark_python_task": {"python_file": "/x.py"},
+        },
+        {
+            "task_key": "months",
+            "for_each_task": {
+                "inputs": "[1,2]",
+                "task": {"task_key": "months_iteration", "spark_python_task": {"python_file": "/x.py"}},
+            },
+        },
+    ],
+}
+
+
+@pytest.fixture
+def ui(tmp_path: Path) -> Iterator[tuple[httpx.Client, str]]:
+    store = Store.open(None, tmp_path)
+    token, _ = create_token(store, comment="ui", now=now_ms(), user_name="alice")
+    try:
+        app = create_app(store, base_url="https://sluice.example.com")
+        with serving(app) as url, httpx.Client(base_url=url, follow_redirects=True, timeout=30) as client:
+            yield client, token
+    finally:
+        store.close()
+
+
+def _job(client: httpx.Client, token: str, **settings: object) -> int:
+    body = {**JOB, **settings}
+    r = client.post("/api/2.2/jobs/create", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return int(r.json()["job_id"])
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_pages_redirect_to_login_and_data_calls_answer_401(ui: tuple[httpx.Client, str]) -> None:
+    client, _ = ui
+    r = client.get("/jobs/7?older_than=3", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login?next=%2Fjobs%2F7%3Folder_than%3D3"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/jobs"
+    assert client.get("/jobs/7/runs/9/events").status_code == 401
+    page = client.get("/login").text
+    assert "sluice tokens create" in page
+
+
+def test_login_sets_an_httponly_strict_cookie_and_refuses_bad_tokens(ui: tuple[httpx.Client, str]) -> None:
+    client, token = ui
+    bad = client.post("/login", data={"token": "dapi-nope", "next": "/jobs"})
+    assert bad.status_code == 401
+    assert "No such token" in bad.text
+    r = client.post("/login", data={"token": token, "next": "//evil.example/x"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/jobs"  # never off-site
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower()
+    assert client.get("/jobs").status_code == 200
+
+
+def test_bearer_header_is_enough_and_forms_need_the_csrf_token(ui: tuple[httpx.Client, str]) -> None:
+    client, token = ui
+    job_id = _job(client, token)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/jobs/{job_id}", headers=bearer).status_code == 200
+    client.post("/login", data={"token": token})
+    page = client.get(f"/jobs/{job_id}").text
+    refused = client.post(f"/jobs/{job_id}/run-now", data={"csrf": "0" * 64}, follow_redirects=False)
+    assert refused.status_code == 403
+    other_site = client.post(
+        f"/jobs/{job_id}/run-now",
+        data={"csrf": _csrf(page)},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert other_site.status_code == 403
+    ran = client.post(
+        f"/jobs/{job_id}/run-now", data={"csrf": _csrf(page), "param.month": "Nov"}, follow_redirects=False
+    )
+    assert ran.status_code == 303
+    run_url = ran.headers["location"]
+    run_id = int(run_url.rsplit("/", 1)[1])
+    assert run_url == f"/jobs/{job_id}/runs/{run_id}"
+    got = client.get("/api/2.2/jobs/runs/get", params={"run_id": run_id}, headers=bearer).json()
+    assert got["run_page_url"] == f"https://sluice.example.com/jobs/{job_id}/runs/{run_id}"
+    assert got["job_parameters"][0]["value"] == "Nov"
+    assert "month=Nov" in client.get(run_url).text
+
+
+def test_job_page_shows_graph_trigger_and_settings(ui: tuple[httpx.Client, str]) -> None:
+    client, token = ui
+    job_id = _job(client, token)
+    client.post("/login", data={"token": token})
+    page = client.get(f"/jobs/{job_id}").text
+    assert '<g class="node" data-task="gold">' in page
+    assert '<text class="edge-label"' in page
+    assert ">true</text>" in page  # the condition outcome on the check -> gold edge
+    assert ">for each</text>" in page
+    assert ">if/else</text>" in page
+    assert "Cron 0 0 2 * * ? (UTC)" in page
+    assert "&#34;job_id&#34;: " in page or "&quot;job_id&quot;: " in page
+    assert 'name="param.month" value="Oct"' in page
+    paused = client.post(
+        f"/jobs/{job_id}/pause", data={"csrf": _csrf(page), "to": "PAUSED"}, follow_redirects=False
+    )
+    assert paused.status_code == 303
+    assert "Resume</button>" in client.get(f"/jobs/{job_id}").text
+
+
+def test_jobs_list_searches_by_part_of_the_name_and_pages(ui: tuple[httpx.Client, str]) -> None:
+    client, token = ui
+    for i in range(30):
+        _job(client, token, name=f"report_{i:02d}", schedule=None)
+    _job(client, token, name="100%_special", schedule=None)
+    client.post("/login", data={"token": token})
+    first = client.get("/jobs").text
+    assert "report_00" in first
+    assert "report_29" not in first
+    more = re.search(r'href="(/jobs\?q=&amp;after=\d+)"', first)
+    assert more
+    second = client.get(more.group(1).replace("&amp;", "&")).text
+    assert "report_29" in second
+    found = client.get("/jobs", params={"q": "ORT_1"}).text
+    assert found.count('class="muted">#') == 10
+    assert "100%_special" in client.get("/jobs", params={"q": "0%_"}).text
+    assert "100%_special" not in client.get("/jobs", params={"q": "0%x"}).text
+
+
+def test_docs_are_served_without_any_external_request(ui: tuple[httpx.Client, str]) -> None:
+    client, _ = ui
+    page = client.get("/docs").text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources
+    assert all(s.startswith("/") for s in sources), sources
+    for source in sources:
+        assert client.get(source).status_code == 200, source
+    assert "openapi.json" in page
+
+
+def test_auth_off_needs_no_login(tmp_path: Path) -> None:
+    store = Store.open(None, tmp_path)
+    try:
+        app = create_app(store, auth=False)
+        with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get("/jobs").status_code == 200
+            assert client.get("/login", follow_redirects=False).headers["location"] == "/jobs"
+    finally:
+        store.close()
