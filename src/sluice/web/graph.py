@@ -18,6 +18,8 @@ NODE_W = 190.0
 NODE_H = 46.0
 #: Most characters of a task key shown on a node (the whole key is in its tooltip).
 KEY_CHARS = 24
+#: Graphs up to this many nodes shrink to fit the page; larger ones keep their size and scroll.
+FIT_NODES = 60
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,23 @@ def kind_of(task: Mapping[str, Any]) -> str:
     if "condition_task" in task:
         return "if/else"
     return ""
+
+
+_TYPES = {
+    "notebook_task": "Notebook",
+    "spark_python_task": "Python script",
+    "python_wheel_task": "Python wheel",
+    "sql_task": "SQL",
+    "dbt_task": "dbt",
+    "pipeline_task": "Pipeline",
+    "spark_jar_task": "JAR",
+    "spark_submit_task": "Spark submit",
+}
+
+
+def type_of(task: Mapping[str, Any]) -> str:
+    """The task's type in words (shown on nodes outside a run)."""
+    return next((words for field, words in _TYPES.items() if field in task), "")
 
 
 def edges_of(tasks: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
@@ -63,8 +82,9 @@ def svg(
     edges = edges_of(tasks)
     placed = layout(keys, [(a, b) for a, b, _ in edges], node_width=NODE_W, node_height=NODE_H)
     states = states or {}
+    fit = " fit" if len(keys) <= FIT_NODES else ""
     parts = [
-        f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Task graph" '
+        f'<svg class="graph{fit}" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="Task graph" '
         f'width="{placed.width:.0f}" height="{placed.height:.0f}" '
         f'viewBox="0 0 {placed.width:.0f} {placed.height:.0f}">',
         '<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" '
@@ -80,8 +100,11 @@ def svg(
             f'{mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}" marker-end="url(#arrow)"/>'
         )
         if label:
-            lx, ly = x1 + 6, y1 + (y2 - y1) * 0.15 - 4
-            parts.append(f'<text class="edge-label" x="{lx:.0f}" y="{ly:.0f}">{escape(label)}</text>')
+            # Near the target's end, where edges from one condition have fanned apart.
+            lx, ly = x2 - 8, y2 - 6
+            parts.append(
+                f'<text class="edge-label" x="{lx:.0f}" y="{ly:.0f}" text-anchor="end">{escape(label)}</text>'
+            )
     by_key = {str(t["task_key"]): t for t in tasks}
     for key in keys:
         box = placed.boxes[key]
@@ -94,7 +117,7 @@ def svg(
             f'<rect x="{box.x:.0f}" y="{box.y:.0f}" width="{NODE_W:.0f}" height="{NODE_H:.0f}" rx="6"/>',
             f'<text class="key" x="{box.x + 10:.0f}" y="{box.y + 19:.0f}">{escape(shown)}</text>',
             f'<text class="status" x="{box.x + 10:.0f}" y="{box.y + 36:.0f}" data-status="{escape(key)}">'
-            f"{escape(state.text if state else '')}</text>",
+            f"{escape(state.text if state else '' if kind else type_of(by_key[key]))}</text>",
         ]
         if kind:
             body.append(

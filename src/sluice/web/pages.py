@@ -55,6 +55,7 @@ DATA_CALLS = {"events", "log", "notebook", "repair"}
 
 _env = Environment(loader=PackageLoader("sluice.web", "templates"), autoescape=select_autoescape())
 _env.filters["when"] = views.when
+_env.filters["mark"] = lambda css: views.MARKS.get(css, "?")
 templates = Jinja2Templates(env=_env)
 
 

@@ -32,6 +32,18 @@ _RESULT = {
     "UPSTREAM_CANCELED": ("upstream", "Upstream canceled"),
     "DISABLED": ("skipped", "Disabled"),
 }
+#: A mark per css state for the jobs list's squares (beside the words in tooltip and screen-reader text).
+MARKS = {
+    "succeeded": "✓",
+    "failed": "✕",
+    "running": "▶",
+    "pending": "…",
+    "queued": "…",
+    "skipped": "\u2013",  # an en dash
+    "canceled": "⊘",
+    "upstream": "↑",
+    "warning": "!",
+}
 #: Results a repair re-runs by default (with every task downstream of them).
 REPAIRABLE = {
     "FAILED",
@@ -57,10 +69,14 @@ def state_of(state: str, result_state: str | None) -> tuple[str, str]:
 
 
 def duration(start: int, end: int, now: int) -> str:
-    """``1h 2m``, ``3m 4s``, ``5s``: from start to end (or now while running); '' before it starts."""
+    """``1h 2m``, ``3m 4s``, ``15s``, ``0.8s``: from start to end (or now while running); '' before it
+    starts."""
     if not start:
         return ""
-    seconds = max(0, ((end or now) - start) // 1000)
+    ms = max(0, (end or now) - start)
+    if ms < 10_000:
+        return f"{ms / 1000:.1f}s"
+    seconds = ms // 1000
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
     if seconds >= 60:
@@ -158,7 +174,9 @@ def trigger_words(settings: Mapping[str, Any], now: int) -> tuple[str, str, bool
         paused = trigger.get("pause_status") == "PAUSED"
         if isinstance(trigger.get("periodic"), dict):
             p = trigger["periodic"]
-            return f"Every {p.get('interval')} {str(p.get('unit', '')).lower()}", "", paused
+            unit = str(p.get("unit", "")).lower()
+            every = f"Every {unit[:-1]}" if p.get("interval") == 1 else f"Every {p.get('interval')} {unit}"
+            return every, "", paused
         if isinstance(trigger.get("file_arrival"), dict):
             return f"File arrival at {trigger['file_arrival'].get('url')}", "", paused
         if isinstance(trigger.get("table_update"), dict):

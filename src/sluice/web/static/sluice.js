@@ -39,7 +39,7 @@ function watchRun(graph) {
 async function tailLog(pre) {
   let offset = 0;
   for (;;) {
-    const response = await fetch(`${pre.dataset.log}?offset=${offset}`, { credentials: "same-origin" });
+    const response = await fetch(`${pre.dataset.log}&offset=${offset}`, { credentials: "same-origin" });
     if (!response.ok) return;
     const chunk = await response.json();
     if (chunk.text) pre.append(chunk.text);
@@ -70,8 +70,7 @@ document.addEventListener("DOMContentLoaded", () => {
     applySnapshot(JSON.parse(graph.dataset.snapshot));
     if (document.body.dataset.runState !== "terminal") watchRun(graph);
   }
-  const log = document.getElementById("log");
-  if (log) tailLog(log);
+  document.querySelectorAll("pre[data-log]").forEach((pre) => tailLog(pre));
   document.querySelectorAll("select[data-navigate]").forEach((s) =>
     s.addEventListener("change", () => { window.location = s.value; }));
 });
