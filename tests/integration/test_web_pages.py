@@ -132,7 +132,9 @@ def test_job_page_shows_graph_trigger_and_settings(ui: tuple[httpx.Client, str])
     assert ">for each</text>" in page
     assert ">if/else</text>" in page
     assert "Cron 0 0 2 * * ? (UTC)" in page
-    assert "&#34;job_id&#34;: " in page or "&quot;job_id&quot;: " in page
+    settings = client.get(f"/jobs/{job_id}/settings").json()  # loaded when the Settings section opens
+    assert settings["settings"]["tasks"][2]["depends_on"] == [{"task_key": "check", "outcome": "true"}]
+    assert settings["creator_user_name"] == "alice"
     assert 'name="param.month" value="Oct"' in page
     paused = client.post(
         f"/jobs/{job_id}/pause", data={"csrf": _csrf(page), "to": "PAUSED"}, follow_redirects=False

@@ -7,6 +7,7 @@ live parts read ``…/events`` (server-sent events) and ``…/log``.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,7 +16,6 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
@@ -28,7 +28,7 @@ from sluice.engine.repair import repair_run
 from sluice.errors import SluiceError
 from sluice.notify.settings import run_page_path
 from sluice.store import Store
-from sluice.store.listing import jobs_page, runs_page, task_runs_of
+from sluice.store.listing import jobs_page, runs_page, task_run_states
 from sluice.store.records import RunRecord, TaskRunRecord
 from sluice.web import graph, views
 from sluice.web.auth import (
@@ -50,13 +50,14 @@ RUNS_PER_PAGE = 10
 EVENT_POLL_S = 0.2
 EVENT_STREAM_S = 60.0
 LOG_CHUNK = 256 * 1024
+#: Pages larger than this are sent gzipped to clients that accept it.
+GZIP_OVER = 32 * 1024
 #: Last path segments of the pages' data calls: without a login they answer 401, not a redirect.
-DATA_CALLS = {"events", "log", "notebook", "repair"}
+DATA_CALLS = {"events", "log", "notebook", "repair", "settings"}
 
 _env = Environment(loader=PackageLoader("sluice.web", "templates"), autoescape=select_autoescape())
 _env.filters["when"] = views.when
 _env.filters["mark"] = lambda css: views.MARKS.get(css, "?")
-templates = Jinja2Templates(env=_env)
 
 
 def _store(request: Request) -> Store:
@@ -64,9 +65,15 @@ def _store(request: Request) -> Store:
     return stores.get()
 
 
-def _page(request: Request, template: str, who: Viewer, status: int = 200, **context: Any) -> HTMLResponse:
+def _page(request: Request, template: str, who: Viewer, status: int = 200, **context: Any) -> Response:
     context.update(request=request, who=who, auth=request.app.state.auth, static=STATIC)
-    return templates.TemplateResponse(request, template, context, status_code=status)
+    body = _env.get_template(template).render(context).encode()
+    headers = {"Cache-Control": "no-store"}
+    if len(body) > GZIP_OVER and "gzip" in request.headers.get("accept-encoding", ""):
+        # A job page of 1,000 tasks is ~1.5 MB of HTML, ~100 KB gzipped (pages only: the API is left as is).
+        body = gzip.compress(body, compresslevel=5)
+        headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=headers)
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -167,10 +174,9 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         settings = job.settings
         tasks = settings.get("tasks", [])
         runs, more = runs_page(store, limit=RUNS_PER_PAGE, job_id=job_id, older_than=older_than)
-        task_runs = task_runs_of(store, [r.run_id for r in runs])
+        task_runs = task_run_states(store, [r.run_id for r in runs])
         now = now_ms()
         words, next_fire, paused = views.trigger_words(settings, now)
-        shown = {k: v for k, v in job_json(job).items() if k != "settings"}
         return _page(
             request,
             "job.html",
@@ -183,15 +189,22 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
             next_fire=next_fire,
             paused=paused,
             parameters=settings.get("parameters", []),
-            settings_json=json.dumps({**shown, "settings": job_json(job)["settings"]}, indent=2),
             runs=[
                 (r, *views.state_of(r.state, r.result_state), views.duration(r.start_time, r.end_time, now))
                 for r in runs
             ],
-            matrix=views.matrix([str(t["task_key"]) for t in tasks], runs, task_runs, now),
+            matrix=views.matrix_rows([str(t["task_key"]) for t in tasks], runs, task_runs, now),
             older_url=f"/jobs/{job_id}?older_than={runs[-1].run_id}" if runs and more else None,
             newest_url=f"/jobs/{job_id}" if older_than else None,
         )
+
+    @app.get("/jobs/{job_id:int}/settings", include_in_schema=False)
+    def job_settings(request: Request, job_id: int) -> Response:
+        """The job as jobs/get shows it, as JSON text (the job page loads it when its section opens)."""
+        store = _store(request)
+        viewer(request, store)
+        text = json.dumps(job_json(store.get_job(job_id)), indent=2)
+        return Response(text, media_type="application/json")
 
     @app.post("/jobs/{job_id:int}/run-now", include_in_schema=False)
     async def run_now(request: Request, job_id: int) -> Response:

@@ -4,9 +4,10 @@ durations, the runs matrix, the repair preselection, the live snapshot of a run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+from markupsafe import Markup, escape
 
 from sluice.notify.settings import run_page_path
 from sluice.store.records import RunRecord, TaskRunRecord
@@ -91,9 +92,31 @@ def when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def latest_attempts(task_runs: Sequence[TaskRunRecord]) -> dict[str, TaskRunRecord]:
+class Attempt(Protocol):
+    """What the pages read of a task run (a TaskRunRecord or the store's narrower TaskRunState)."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def task_key(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def result_state(self) -> str | None: ...
+    @property
+    def start_time(self) -> int: ...
+    @property
+    def end_time(self) -> int: ...
+    @property
+    def parent_task_run_id(self) -> int | None: ...
+
+
+A = TypeVar("A", bound=Attempt)
+
+
+def latest_attempts(task_runs: Sequence[A]) -> dict[str, A]:
     """The newest attempt of each task (for-each iterations left out)."""
-    latest: dict[str, TaskRunRecord] = {}
+    latest: dict[str, A] = {}
     for tr in task_runs:
         if tr.parent_task_run_id is None and (
             tr.task_key not in latest or tr.run_id > latest[tr.task_key].run_id
@@ -196,27 +219,21 @@ def _next_cron(expression: str, zone: str, now: int) -> str:
     return fire.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if fire else ""
 
 
-@dataclass(frozen=True)
-class Cell:
-    css: str
-    text: str
-    duration: str
-    href: str
-
-
-def matrix(
-    keys: Sequence[str], runs: Sequence[RunRecord], task_runs: Mapping[int, Sequence[TaskRunRecord]], now: int
-) -> dict[str, list[Cell | None]]:
-    """Task key -> one cell per run (None where the run has no such task)."""
-    rows: dict[str, list[Cell | None]] = {k: [None] * len(runs) for k in keys}
+def matrix_rows(
+    keys: Sequence[str], runs: Sequence[RunRecord], task_runs: Mapping[int, Sequence[Attempt]], now: int
+) -> Markup:
+    """The body rows of the runs matrix (task key x run): one linked cell per task's latest attempt, with
+    its state in words and its duration. Built as one string: 1,000 tasks x 10 runs are 10,000 cells."""
+    cells: dict[str, list[str]] = {k: ["<td></td>"] * len(runs) for k in keys}
     for column, run in enumerate(runs):
         for key, tr in latest_attempts(task_runs.get(run.run_id, ())).items():
-            if key in rows:
+            if key in cells:
                 css, words = state_of(tr.state, tr.result_state)
-                rows[key][column] = Cell(
-                    css,
-                    words,
-                    duration(tr.start_time, tr.end_time, now),
-                    run_page_path(run.job_id, tr.run_id),
+                took = duration(tr.start_time, tr.end_time, now)
+                href = run_page_path(run.job_id, tr.run_id)
+                cells[key][column] = (
+                    f'<td><a class="cell state-{css}" href="{href}">'
+                    f"{MARKS.get(css, '?')} {words}<span>{took}</span></a></td>"
                 )
-    return rows
+    rows = [f'<tr><th scope="row">{escape(k)}</th>{"".join(cells[k])}</tr>' for k in keys]
+    return Markup("\n".join(rows))  # noqa: S704 - keys are escaped; the rest are our own words and numbers

@@ -71,6 +71,13 @@ document.addEventListener("DOMContentLoaded", () => {
     if (document.body.dataset.runState !== "terminal") watchRun(graph);
   }
   document.querySelectorAll("pre[data-log]").forEach((pre) => tailLog(pre));
+  document.querySelectorAll("details[data-load]").forEach((d) =>
+    d.addEventListener("toggle", async () => {
+      if (!d.open || d.dataset.loaded) return;
+      const response = await fetch(d.dataset.load, { credentials: "same-origin" });
+      d.querySelector("pre").textContent = await response.text();
+      d.dataset.loaded = "true";
+    }));
   document.querySelectorAll("select[data-navigate]").forEach((s) =>
     s.addEventListener("change", () => { window.location = s.value; }));
 });
