@@ -182,3 +182,118 @@ def test_auth_off_needs_no_login(tmp_path: Path) -> None:
             assert client.get("/login", follow_redirects=False).headers["location"] == "/jobs"
     finally:
         store.close()
+
+
+def test_runs_matrix_run_page_and_task_run_pages_show_what_the_store_holds(tmp_path: Path) -> None:
+    store = Store.open(None, tmp_path)
+    token, _ = create_token(store, comment="ui", now=now_ms(), user_name="alice")
+    settings = {
+        "name": "shapes",
+        "tasks": [
+            {"task_key": "ingest", "spark_python_task": {"python_file": "/x.py"}},
+            {
+                "task_key": "report",
+                "depends_on": [{"task_key": "ingest"}],
+                "sql_task": {"file": {"path": "/q.sql"}},
+            },
+            {"task_key": "nb", "notebook_task": {"notebook_path": "/n"}},
+            {
+                "task_key": "months",
+                "for_each_task": {
+                    "inputs": "[1,2]",
+                    "task": {"task_key": "m", "notebook_task": {"notebook_path": "/n"}},
+                },
+            },
+            {"task_key": "child", "run_job_task": {"job_id": 99}},
+        ],
+    }
+    job_id = store.create_job(settings, now=now_ms()).job_id
+    now = now_ms()
+    run, _ = store.create_run(
+        job_id=job_id,
+        settings=settings,
+        run_name="shapes",
+        run_type="JOB_RUN",
+        trigger="ONE_TIME",
+        job_parameters=[],
+        overriding_parameters={},
+        now=now,
+        queue_enabled=True,
+        max_concurrent_runs=1,
+    )
+
+    def task_run(key: str, result: str, attempt: int = 0, **fields: object) -> int:
+        tr = store.create_task_run(
+            job_run_id=run.run_id, task_key=key, attempt_number=attempt, state="TERMINATED", now=now
+        )
+        store.update_task_run(tr.run_id, result_state=result, start_time=now, end_time=now + 1200, **fields)
+        return tr.run_id
+
+    first = task_run(
+        "ingest", "FAILED", error="ValueError: bad row 7", error_trace="Traceback ...\nValueError: bad row 7"
+    )
+    retry = task_run("ingest", "SUCCESS", attempt=1, original_attempt_run_id=first)
+    store.put_task_values(run.run_id, "ingest", {"rows": 1234})
+    report = task_run(
+        "report",
+        "SUCCESS",
+        output={
+            "sql_output": {
+                "columns": [{"name": "brand", "type": "string"}],
+                "rows": [{"brand": "acme<b>"}],
+                "truncated": False,
+            }
+        },
+    )
+    nb_dir = tmp_path / "nb-attempt"
+    nb_dir.mkdir()
+    (nb_dir / "notebook.html").write_text(
+        "<html><body><p>executed cell 1</p><script>alert(1)</script></body></html>"
+    )
+    notebook = task_run(
+        "nb", "SUCCESS", attempt_dir=str(nb_dir), output={"notebook_output": {"result": "42 rows"}}
+    )
+    months = task_run("months", "SUCCESS")
+    for i in range(2):
+        it = store.create_task_run(
+            job_run_id=run.run_id,
+            task_key="m",
+            attempt_number=0,
+            state="TERMINATED",
+            now=now,
+            parent_task_run_id=months,
+            iteration=i,
+        )
+        store.update_task_run(it.run_id, result_state="SUCCESS", start_time=now, end_time=now + 10)
+    store.update_run(
+        run.run_id, state="TERMINATED", result_state="SUCCESS", start_time=now, end_time=now + 5000
+    )
+
+    app = create_app(store)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with serving(app) as url, httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            job_page = client.get(f"/jobs/{job_id}").text
+            assert f'<a class="cell state-succeeded" href="/jobs/{job_id}/runs/{retry}">' in job_page
+            assert ">run job</text>" in job_page
+            run_page = client.get(f"/jobs/{job_id}/runs/{run.run_id}").text
+            assert "For-each iterations" in run_page
+            assert run_page.count("<td>1</td><td>1</td>") + run_page.count("<td>0</td><td>1</td>") == 2
+            assert "ingest #2" in run_page  # the retry has its own bar in the timeline
+            failed = client.get(f"/jobs/{job_id}/runs/{first}").text
+            assert "ValueError: bad row 7" in failed
+            assert f'<option value="/jobs/{job_id}/runs/{retry}">#2' in failed  # the attempt selector
+            assert "1234" in client.get(f"/jobs/{job_id}/runs/{retry}").text  # task values
+            sql = client.get(f"/jobs/{job_id}/runs/{report}").text
+            assert "<td>acme&lt;b&gt;</td>" in sql
+            nb = client.get(f"/jobs/{job_id}/runs/{notebook}").text
+            assert f'<iframe class="notebook" sandbox src="/jobs/{job_id}/runs/{notebook}/notebook"' in nb
+            assert "42 rows" in nb
+            frame = client.get(f"/jobs/{job_id}/runs/{notebook}/notebook")
+            assert "executed cell 1" in frame.text
+            assert frame.headers["content-security-policy"].startswith("sandbox")
+            got = client.get("/api/2.2/jobs/runs/get", params={"run_id": run.run_id}).json()
+            by_id = {t["run_id"]: t["run_page_url"] for t in got["tasks"]}
+            assert by_id[first] == f"{url}/jobs/{job_id}/runs/{first}"
+    finally:
+        store.close()

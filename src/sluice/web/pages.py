@@ -432,11 +432,8 @@ def _notebook(request: Request, run_id: int, job_id: int | None = None) -> Respo
     store = _store(request)
     viewer(request, store)
     tr = store.get_task_run(run_id)
-    page = ""
-    if tr.attempt_dir:
-        ensure_html(tr.attempt_dir)
-        found = sorted(Path(tr.attempt_dir).glob("*.html"))
-        page = found[0].read_text(errors="replace") if found else ""
+    path = ensure_html(tr.attempt_dir) if tr.attempt_dir else None
+    page = path.read_text(errors="replace") if path else ""
     headers = {
         "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     }
