@@ -12,6 +12,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from sluice.taskgraph import edges_of, kind_of
 from sluice.web.layout import layout
 
 NODE_W = 190.0
@@ -31,17 +32,6 @@ class NodeState:
     href: str | None = None
 
 
-def kind_of(task: Mapping[str, Any]) -> str:
-    """A short word for tasks the graph marks: for-each, run-job and condition tasks."""
-    if "for_each_task" in task:
-        return "for each"
-    if "run_job_task" in task:
-        return "run job"
-    if "condition_task" in task:
-        return "if/else"
-    return ""
-
-
 _TYPES = {
     "notebook_task": "Notebook",
     "spark_python_task": "Python script",
@@ -57,18 +47,6 @@ _TYPES = {
 def type_of(task: Mapping[str, Any]) -> str:
     """The task's type in words (shown on nodes outside a run)."""
     return next((words for field, words in _TYPES.items() if field in task), "")
-
-
-def edges_of(tasks: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-    """``(from, to, label)`` for every ``depends_on`` entry; the label is a condition outcome or ''."""
-    keys = {str(t.get("task_key")) for t in tasks}
-    out: list[tuple[str, str, str]] = []
-    for task in tasks:
-        for dep in task.get("depends_on") or ():
-            parent = str(dep.get("task_key"))
-            if parent in keys:
-                out.append((parent, str(task["task_key"]), str(dep.get("outcome") or "")))
-    return out
 
 
 def svg(
