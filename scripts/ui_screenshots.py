@@ -93,6 +93,37 @@ def _medallion(s: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _catalog(home: Path) -> None:
+    """A gold table and a landing volume, as the ecommerce example leaves them."""
+    import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
+    from deltalake import write_deltalake
+
+    from sluice.engine.clock import now_ms
+    from sluice.store import Store
+    from sluice.store.catalog import CatalogStore
+
+    with Store.open(None, home) as store:
+        catalog, now = CatalogStore.of(store, home), now_ms()
+        catalog.create_catalog("workspace", now)
+        catalog.create_schema("workspace", "gold", now)
+        location = catalog.table_location("workspace", "gold", "daily_revenue")
+        days = [f"2019-10-{d:02d}" for d in range(1, 32)]
+        table = pa.table(
+            {
+                "event_date": days,
+                "purchases": [1200 + 37 * d % 400 for d in range(31)],
+                "revenue": [round(310_000 + 9_137.5 * (d % 7), 2) for d in range(31)],
+            }
+        )
+        write_deltalake(str(location), table)
+        write_deltalake(str(location), table.slice(0, 3), mode="overwrite")
+        write_deltalake(str(location), table, mode="overwrite")
+        catalog.put_table("workspace", "gold", "daily_revenue", location=str(location), now=now)
+        record, _ = catalog.create_volume("workspace", "gold", "exports", now)
+        Path(record.location).mkdir(parents=True, exist_ok=True)
+        (Path(record.location) / "daily_revenue.csv").write_text("event_date,revenue\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="docs/guide/ui")
@@ -111,6 +142,7 @@ def main() -> None:
     import json
 
     value = json.loads(token)["token_value"]
+    _catalog(home)
     port = _port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([*sluice, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
@@ -189,6 +221,8 @@ def main() -> None:
             page.click('svg.graph g.node[data-task="gold_funnel"] a')
             page.wait_for_selector("#log-stderr:has-text('Traceback')")
             page.screenshot(path=str(out / "task-run.png"), full_page=True)
+            page.goto(f"{url}/catalog/workspace/gold/daily_revenue")
+            page.screenshot(path=str(out / "table.png"))
             browser.close()
     finally:
         server.terminate()

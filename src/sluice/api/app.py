@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -27,12 +28,14 @@ def create_app(
     on_run_created: Callable[[], None] | None = None,
     auth: bool = True,
     base_url: str | None = None,
+    home: Path | None = None,
 ) -> FastAPI:
     """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
 
     ``auth=False`` serves without tokens (tests of shapes only); ``sluice serve`` always authenticates.
     ``base_url`` (the ``base_url`` setting) starts the links to run pages; without it, links use the URL
-    the request came to. The Jobs UI (:mod:`sluice.web`) is served at ``/``.
+    the request came to. The Jobs UI (:mod:`sluice.web`) is served at ``/``; its catalog and compute pages
+    need ``home`` (the ``home`` setting).
     """
     if (store is None) == (stores is None):
         raise ValueError("create_app needs exactly one of store= or stores=")
@@ -56,6 +59,7 @@ def create_app(
     app.state.on_run_created = on_run_created
     app.state.auth = auth
     app.state.base_url = base_url
+    app.state.home = home
     errors.install(app)
 
     secured = [Depends(authenticate)]

@@ -102,6 +102,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         stores=ThreadStores(settings.database_url, settings.home),
         on_run_created=orchestrator.wake,
         base_url=settings.base_url,
+        home=settings.home,
     )
     config = uvicorn.Config(
         app,

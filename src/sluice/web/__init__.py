@@ -11,7 +11,8 @@ from fastapi import FastAPI
 
 def install(app: FastAPI) -> None:
     """Serve the UI (pages, static files, offline API docs) from ``app``."""
-    from sluice.web import docs, pages
+    from sluice.web import catalog, docs, pages
 
     pages.install(app)
+    catalog.install(app)
     docs.install(app)

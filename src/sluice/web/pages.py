@@ -60,12 +60,12 @@ _env.filters["when"] = views.when
 _env.filters["mark"] = lambda css: views.MARKS.get(css, "?")
 
 
-def _store(request: Request) -> Store:
+def store_of(request: Request) -> Store:
     stores: Stores = request.app.state.stores
     return stores.get()
 
 
-def _page(request: Request, template: str, who: Viewer, status: int = 200, **context: Any) -> Response:
+def page(request: Request, template: str, who: Viewer, status: int = 200, **context: Any) -> Response:
     context.update(request=request, who=who, auth=request.app.state.auth, static=STATIC)
     body = _env.get_template(template).render(context).encode()
     headers = {"Cache-Control": "no-store"}
@@ -76,7 +76,7 @@ def _page(request: Request, template: str, who: Viewer, status: int = 200, **con
     return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=headers)
 
 
-def _see_other(url: str) -> RedirectResponse:
+def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
@@ -86,7 +86,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
     @app.exception_handler(LoginRequired)
     def _login(request: Request, exc: LoginRequired) -> Response:
         if request.method == "GET" and request.url.path.rsplit("/", 1)[-1] not in DATA_CALLS:
-            return _see_other(login_url(request))
+            return see_other(login_url(request))
         return JSONResponse({"error_code": "UNAUTHENTICATED", "message": exc.reason}, status_code=401)
 
     @app.exception_handler(CsrfError)
@@ -95,14 +95,14 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:
-        return _see_other("/jobs")
+        return see_other("/jobs")
 
     @app.get("/login", include_in_schema=False)
     def login_form(request: Request, next: str | None = None) -> Response:
         if not request.app.state.auth:
-            return _see_other(safe_next(next))
+            return see_other(safe_next(next))
         who = Viewer("", None, from_cookie=False)
-        return _page(request, "login.html", who, next=safe_next(next), problem="")
+        return page(request, "login.html", who, next=safe_next(next), problem="")
 
     @app.post("/login", include_in_schema=False)
     def login(
@@ -113,18 +113,18 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         who = Viewer("", None, from_cookie=False)
         check_post(request, Viewer("", "-", from_cookie=False), None)  # same origin only
         value = token.strip()
-        problem = token_problem(_store(request), value) if value else "Paste an API token."
+        problem = token_problem(store_of(request), value) if value else "Paste an API token."
         if problem:
-            return _page(request, "login.html", who, 401, next=safe_next(next), problem=problem)
-        response = _see_other(safe_next(next))
+            return page(request, "login.html", who, 401, next=safe_next(next), problem=problem)
+        response = see_other(safe_next(next))
         secure = request.url.scheme == "https"
         response.set_cookie(COOKIE, value, httponly=True, samesite="strict", secure=secure, path="/")
         return response
 
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        check_post(request, viewer(request, _store(request)), csrf)
-        response = _see_other("/login")
+        check_post(request, viewer(request, store_of(request)), csrf)
+        response = see_other("/login")
         response.delete_cookie(COOKIE, path="/")
         return response
 
@@ -132,7 +132,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
     def jobs_list(
         request: Request, q: str = "", after: int | None = None, before: int | None = None
     ) -> Response:
-        store = _store(request)
+        store = store_of(request)
         who = viewer(request, store)
         name = q.strip() or None
         jobs, more = jobs_page(store, limit=JOBS_PER_PAGE, after=after, before=before, name_contains=name)
@@ -156,7 +156,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
             )
         newer = (before is not None and more) or (after is not None)
         older = (before is None and more) or before is not None
-        return _page(
+        return page(
             request,
             "jobs.html",
             who,
@@ -168,7 +168,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
 
     @app.get("/jobs/{job_id:int}", include_in_schema=False)
     def job_page(request: Request, job_id: int, older_than: int | None = None) -> Response:
-        store = _store(request)
+        store = store_of(request)
         who = viewer(request, store)
         job = store.get_job(job_id)
         settings = job.settings
@@ -177,7 +177,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         task_runs = task_run_states(store, [r.run_id for r in runs])
         now = now_ms()
         words, next_fire, paused = views.trigger_words(settings, now)
-        return _page(
+        return page(
             request,
             "job.html",
             who,
@@ -201,7 +201,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
     @app.get("/jobs/{job_id:int}/settings", include_in_schema=False)
     def job_settings(request: Request, job_id: int) -> Response:
         """The job as jobs/get shows it, as JSON text (the job page loads it when its section opens)."""
-        store = _store(request)
+        store = store_of(request)
         viewer(request, store)
         text = json.dumps(job_json(store.get_job(job_id)), indent=2)
         return Response(text, media_type="application/json")
@@ -212,7 +212,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         return await run_in_threadpool(_run_now, request, job_id, {k: str(v) for k, v in form.items()})
 
     def _run_now(request: Request, job_id: int, form: dict[str, str]) -> Response:
-        store = _store(request)
+        store = store_of(request)
         who = viewer(request, store)
         check_post(request, who, form.get("csrf"))
         job = store.get_job(job_id)
@@ -221,13 +221,13 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
             store, job, now=now_ms(), job_parameters=params or None, creator=who.user_name
         )
         _wake(request)
-        return _see_other(run_page_path(job_id, run.run_id))
+        return see_other(run_page_path(job_id, run.run_id))
 
     @app.post("/jobs/{job_id:int}/pause", include_in_schema=False)
     def pause(
         request: Request, job_id: int, csrf: Annotated[str, Form()] = "", to: Annotated[str, Form()] = ""
     ) -> Response:
-        store = _store(request)
+        store = store_of(request)
         check_post(request, viewer(request, store), csrf)
         job = store.get_job(job_id)
         settings = json.loads(json.dumps(job.settings))
@@ -235,10 +235,10 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
             if isinstance(holder, dict):
                 holder["pause_status"] = "PAUSED" if to == "PAUSED" else "UNPAUSED"
         store.update_job(job_id, validated(settings), now=now_ms())
-        return _see_other(f"/jobs/{job_id}")
+        return see_other(f"/jobs/{job_id}")
 
     def _run_view(request: Request, job_id: int | None, run_id: int) -> Response:
-        store = _store(request)
+        store = store_of(request)
         who = viewer(request, store)
         try:
             run = store.get_run(run_id)
@@ -246,7 +246,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
             task_run = store.get_task_run(run_id)
             return _task_run_page(request, who, store, task_run)
         if job_id is not None and run.job_id != job_id:
-            return _see_other(run_page_path(run.job_id, run_id))
+            return see_other(run_page_path(run.job_id, run_id))
         return _run_page(request, who, store, run)
 
     @app.get("/jobs/{job_id:int}/runs/{run_id:int}", include_in_schema=False)
@@ -286,7 +286,7 @@ def _run_page(request: Request, who: Viewer, store: Store, run: RunRecord) -> Re
     states = views.node_states(run, task_runs, now)
     css, words = views.state_of(run.state, run.result_state)
     repairs = store.list_repairs(run.run_id) if run.repair_count else []
-    return _page(
+    return page(
         request,
         "run.html",
         who,
@@ -358,7 +358,7 @@ def _task_run_page(request: Request, who: Viewer, store: Store, tr: TaskRunRecor
     values = store.get_task_values(run.run_id).get(tr.task_key, {})
     css, words = views.state_of(tr.state, tr.result_state)
     notebook = tr.attempt_dir is not None and "notebook_task" in (output["metadata"] or {})
-    return _page(
+    return page(
         request,
         "task_run.html",
         who,
@@ -381,12 +381,12 @@ def _task_run_page(request: Request, who: Viewer, store: Store, tr: TaskRunRecor
 
 async def _events(request: Request, run_id: int, job_id: int | None = None) -> Response:
     """Server-sent events: a snapshot of the run (states, words, durations) whenever it changes."""
-    store = _store(request)
+    store = store_of(request)
     await run_in_threadpool(viewer, request, store)
     await run_in_threadpool(store.get_run, run_id)  # 404 before streaming
 
     def look() -> dict[str, Any]:
-        s = _store(request)  # each thread of the pool has its own connection
+        s = store_of(request)  # each thread of the pool has its own connection
         return views.snapshot(s.get_run(run_id), s.list_task_runs(run_id), now_ms())
 
     async def stream() -> AsyncIterator[str]:
@@ -413,7 +413,7 @@ def _log(
     request: Request, run_id: int, stream: str = "stdout", offset: int = 0, job_id: int | None = None
 ) -> Response:
     """A task run's log from byte ``offset``: ``{text, offset, done}`` for the live tail."""
-    store = _store(request)
+    store = store_of(request)
     viewer(request, store)
     tr = store.get_task_run(run_id)
     if stream not in ("stdout", "stderr"):
@@ -429,7 +429,7 @@ def _notebook(request: Request, run_id: int, job_id: int | None = None) -> Respo
     """The executed notebook's HTML, for a sandboxed iframe (scripts in it never run with our origin)."""
     from sluice.notebooks.render import ensure_html
 
-    store = _store(request)
+    store = store_of(request)
     viewer(request, store)
     tr = store.get_task_run(run_id)
     path = ensure_html(tr.attempt_dir) if tr.attempt_dir else None
@@ -442,7 +442,7 @@ def _notebook(request: Request, run_id: int, job_id: int | None = None) -> Respo
 
 def _repair_dialog(request: Request, run_id: int, job_id: int | None = None) -> Response:
     """The body of the "Repair run" dialog: every task, the failed ones and their dependents ticked."""
-    store = _store(request)
+    store = store_of(request)
     who = viewer(request, store)
     run = store.get_run(run_id)
     task_runs = store.list_task_runs(run_id)
@@ -454,7 +454,7 @@ def _repair_dialog(request: Request, run_id: int, job_id: int | None = None) -> 
         tr = latest.get(key)
         css, words = views.state_of(tr.state, tr.result_state) if tr else ("pending", "Not run")
         rows.append({"key": key, "css": css, "words": words, "checked": key in chosen})
-    return _page(request, "repair.html", who, run=run, rows=rows, base=run_page_path(run.job_id, run_id))
+    return page(request, "repair.html", who, run=run, rows=rows, base=run_page_path(run.job_id, run_id))
 
 
 async def _repair(request: Request, run_id: int, job_id: int | None = None) -> Response:
@@ -465,7 +465,7 @@ async def _repair(request: Request, run_id: int, job_id: int | None = None) -> R
 
 
 def _do_repair(request: Request, run_id: int, tasks: list[str], csrf: str) -> Response:
-    store = _store(request)
+    store = store_of(request)
     check_post(request, viewer(request, store), csrf)
     run = store.get_run(run_id)
     repairs = store.list_repairs(run_id)
@@ -478,14 +478,14 @@ def _do_repair(request: Request, run_id: int, tasks: list[str], csrf: str) -> Re
         latest_repair_id=repairs[-1].repair_id if repairs else None,
     )
     _wake(request)
-    return _see_other(run_page_path(run.job_id, run_id))
+    return see_other(run_page_path(run.job_id, run_id))
 
 
 def _cancel(
     request: Request, run_id: int, csrf: Annotated[str, Form()] = "", job_id: int | None = None
 ) -> Response:
-    store = _store(request)
+    store = store_of(request)
     check_post(request, viewer(request, store), csrf)
     run = submit.cancel(store, run_id, now=now_ms())
     _wake(request)
-    return _see_other(run_page_path(run.job_id, run.run_id))
+    return see_other(run_page_path(run.job_id, run.run_id))
