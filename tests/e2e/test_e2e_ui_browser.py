@@ -73,8 +73,8 @@ def _create_job(server: Server, flag: str) -> int:
     check = ws.write(
         "check.py",
         "import os, sys, time\n"
-        "time.sleep(1.5)\n"
-        "print('checking', sys.argv[1])\n"
+        "print('checking', sys.argv[1], flush=True)\n"
+        "time.sleep(4)\n"
         "if not os.path.exists(sys.argv[1]):\n"
         "    raise RuntimeError(f'flag file {sys.argv[1]} is missing')\n"
         "print('quality ok')\n",
@@ -127,6 +127,13 @@ def test_run_watch_fail_open_output_repair_succeed(server: Server, browser_page:
     page.click("#run-now")
     page.wait_for_url(f"**/jobs/{job_id}/runs/*")
     run_url = page.url
+
+    # While the check runs, its page tails its log live.
+    page.wait_for_selector('svg.graph g.node.state-running[data-task="quality_check"] a')
+    page.click('svg.graph g.node[data-task="quality_check"] a')
+    page.wait_for_selector("#log:has-text('checking')")
+    assert page.locator("#task-state").inner_text() == "Running"
+    page.goto(run_url)
     page.evaluate("window.__notReloaded = true")
 
     # The failure arrives live: the node turns failed, the dependent upstream-failed, without a reload.

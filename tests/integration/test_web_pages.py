@@ -297,3 +297,21 @@ def test_runs_matrix_run_page_and_task_run_pages_show_what_the_store_holds(tmp_p
             assert by_id[first] == f"{url}/jobs/{job_id}/runs/{first}"
     finally:
         store.close()
+
+
+def test_cancel_from_the_run_page_ends_a_queued_run(ui: tuple[httpx.Client, str]) -> None:
+    client, token = ui
+    job_id = _job(client, token, max_concurrent_runs=1, queue={"enabled": True}, schedule=None)
+    client.post("/login", data={"token": token})
+    page = client.get(f"/jobs/{job_id}").text
+    first = client.post(f"/jobs/{job_id}/run-now", data={"csrf": _csrf(page)}, follow_redirects=False)
+    second = client.post(f"/jobs/{job_id}/run-now", data={"csrf": _csrf(page)}, follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    queued = second.headers["location"]
+    run_page = client.get(queued).text
+    assert 'id="run-state">Queued</span>' in run_page
+    done = client.post(f"{queued}/cancel", data={"csrf": _csrf(run_page)}, follow_redirects=False)
+    assert done.headers["location"] == queued
+    assert 'id="run-state">Canceled</span>' in client.get(queued).text
+    refused = client.post(f"{queued}/cancel", data={}, follow_redirects=False)
+    assert refused.status_code == 403
