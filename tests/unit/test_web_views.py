@@ -6,7 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from sluice.store.records import RunRecord, TaskRunRecord
-from sluice.web.views import downstream, repair_preselection, state_of, trigger_words
+from sluice.triggers import trigger_words
+from sluice.web.views import downstream, repair_preselection, state_of
 
 TASKS: list[dict[str, Any]] = [
     {"task_key": "ingest"},

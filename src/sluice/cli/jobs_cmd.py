@@ -115,17 +115,27 @@ def list_jobs(
     if output is Output.json:
         print_json({"jobs": docs} if docs else {})
         return
-    print_table(
-        ["job_id", "name", "tasks", "source"],
-        [
+    from sluice.engine.clock import now_ms
+    from sluice.triggers import trigger_words
+
+    now = now_ms()
+    rows = []
+    for d in docs:
+        words, next_fire, paused = trigger_words(d["settings"], now)
+        rows.append(
             (
                 d["job_id"],
                 d["settings"].get("name", ""),
                 len(d["settings"].get("tasks", [])),
+                f"{words} (paused)" if paused else words,
+                next_fire,
                 sources.get(d["job_id"], ""),
             )
-            for d in docs
-        ],
+        )
+    print_table(
+        ["job_id", "name", "tasks", "trigger", "next run", "source"],
+        rows,
+        whole=["name", "trigger", "next run"],
     )
 
 

@@ -145,8 +145,21 @@ def list_runs(
     if output is Output.json:
         print_json({"runs": docs} if docs else {})
         return
+    from datetime import UTC, datetime
+
+    from sluice.engine.clock import now_ms
+
+    now = now_ms()
+
+    def started(ms: int | None) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
+
+    def took(start: int | None, end: int | None) -> str:  # a running run: so far
+        return f"{((end or now) - start) / 1000:.1f}s" if start else ""
+
+    columns = ["run_id", "job_id", "name", "trigger", "state", "result", "started (UTC)", "duration"]
     print_table(
-        ["run_id", "job_id", "name", "trigger", "state", "result", "duration"],
+        columns,
         [
             (
                 d["run_id"],
@@ -155,12 +168,12 @@ def list_runs(
                 d.get("trigger"),
                 d["state"]["life_cycle_state"],
                 d["state"].get("result_state") or "",
-                f"{(d['end_time'] - d['start_time']) / 1000:.1f}s"
-                if d.get("end_time") and d.get("start_time")
-                else "",
+                started(d.get("start_time")),
+                took(d.get("start_time"), d.get("end_time")),
             )
             for d in docs
         ],
+        whole=columns,  # on a narrow terminal cells wrap: nothing is cut
     )
 
 

@@ -30,6 +30,7 @@ from sluice.notify.settings import run_page_path
 from sluice.store import Store
 from sluice.store.listing import jobs_page, runs_page, task_run_states
 from sluice.store.records import RunRecord, TaskRunRecord
+from sluice.triggers import trigger_words
 from sluice.web import graph, views
 from sluice.web.auth import (
     COOKIE,
@@ -140,7 +141,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         now = now_ms()
         rows = []
         for job in jobs:
-            words, next_fire, paused = views.trigger_words(job.settings, now)
+            words, next_fire, paused = trigger_words(job.settings, now)
             rows.append(
                 {
                     "job": job,
@@ -176,7 +177,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         runs, more = runs_page(store, limit=RUNS_PER_PAGE, job_id=job_id, older_than=older_than)
         task_runs = task_run_states(store, [r.run_id for r in runs])
         now = now_ms()
-        words, next_fire, paused = views.trigger_words(settings, now)
+        words, next_fire, paused = trigger_words(settings, now)
         return page(
             request,
             "job.html",
