@@ -118,6 +118,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         hits.append(signum)
         server.should_exit = True
+        app.state.stopping = True  # open event streams of the Jobs UI end, so they do not hold the exit
         orchestrator.stop()
         if len(hits) > 1:
             server.force_exit = True

@@ -13,6 +13,8 @@ def install(app: FastAPI) -> None:
     """Serve the UI (pages, static files, offline API docs) from ``app``."""
     from sluice.web import catalog, docs, pages
 
+    app.state.stopping = False  # sluice serve sets it on SIGTERM: the run pages' event streams end
+
     pages.install(app)
     catalog.install(app)
     docs.install(app)

@@ -390,12 +390,15 @@ async def _events(request: Request, run_id: int, job_id: int | None = None) -> R
         s = store_of(request)  # each thread of the pool has its own connection
         return views.snapshot(s.get_run(run_id), s.list_task_runs(run_id), now_ms())
 
+    def stopping() -> bool:
+        return bool(request.app.state.stopping)  # sluice serve sets it on SIGTERM
+
     async def stream() -> AsyncIterator[str]:
         last = ""
         loop = asyncio.get_running_loop()
         ends = loop.time() + EVENT_STREAM_S
         yield "retry: 500\n\n"
-        while loop.time() < ends and not await request.is_disconnected():
+        while loop.time() < ends and not stopping() and not await request.is_disconnected():
             snap = await run_in_threadpool(look)
             text = json.dumps(snap)
             if text != last:
