@@ -254,6 +254,13 @@ def test_runs_matrix_run_page_and_task_run_pages_show_what_the_store_holds(tmp_p
         "nb", "SUCCESS", attempt_dir=str(nb_dir), output={"notebook_output": {"result": "42 rows"}}
     )
     months = task_run("months", "SUCCESS")
+    other = store.create_job({"name": "child job", "tasks": []}, now=now).job_id
+    child_run, _ = store.create_run(
+        job_id=other, settings={"name": "child job", "tasks": []}, run_name="child job", run_type="JOB_RUN",
+        trigger="ONE_TIME", job_parameters=[], overriding_parameters={}, now=now, queue_enabled=True,
+        max_concurrent_runs=1,
+    )  # fmt: skip
+    runs_child = task_run("child", "SUCCESS", output={"run_job_output": {"run_id": child_run.run_id}})
     for i in range(2):
         it = store.create_task_run(
             job_run_id=run.run_id,
@@ -289,6 +296,8 @@ def test_runs_matrix_run_page_and_task_run_pages_show_what_the_store_holds(tmp_p
             nb = client.get(f"/jobs/{job_id}/runs/{notebook}").text
             assert f'<iframe class="notebook" sandbox src="/jobs/{job_id}/runs/{notebook}/notebook"' in nb
             assert "42 rows" in nb
+            parent = client.get(f"/jobs/{job_id}/runs/{runs_child}").text
+            assert f'<a href="/jobs/{other}/runs/{child_run.run_id}" id="child-run">' in parent
             frame = client.get(f"/jobs/{job_id}/runs/{notebook}/notebook")
             assert "executed cell 1" in frame.text
             assert frame.headers["content-security-policy"].startswith("sandbox")

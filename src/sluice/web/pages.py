@@ -377,7 +377,19 @@ def _task_run_page(request: Request, who: Viewer, store: Store, tr: TaskRunRecor
         notebook=notebook,
         sql=(output.get("sql_output") or {}),
         exit_value=(output.get("notebook_output") or {}).get("result"),
+        child_run=_child_run_url(store, output),
     )
+
+
+def _child_run_url(store: Store, output: dict[str, Any]) -> str | None:
+    """The page of the run a run-job task started, if any."""
+    child = (output.get("run_job_output") or {}).get("run_id")
+    if not child:
+        return None
+    try:
+        return run_page_path(store.get_run(int(child)).job_id, int(child))
+    except SluiceError:
+        return None
 
 
 async def _events(request: Request, run_id: int, job_id: int | None = None) -> Response:
