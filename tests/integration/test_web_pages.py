@@ -296,6 +296,8 @@ def test_runs_matrix_run_page_and_task_run_pages_show_what_the_store_holds(tmp_p
             nb = client.get(f"/jobs/{job_id}/runs/{notebook}").text
             assert f'<iframe class="notebook" sandbox src="/jobs/{job_id}/runs/{notebook}/notebook"' in nb
             assert "42 rows" in nb
+            for_each = client.get(f"/jobs/{job_id}/runs/{months}").text
+            assert for_each.count(">m [") == 2  # its iterations, each linked
             parent = client.get(f"/jobs/{job_id}/runs/{runs_child}").text
             assert f'<a href="/jobs/{other}/runs/{child_run.run_id}" id="child-run">' in parent
             frame = client.get(f"/jobs/{job_id}/runs/{notebook}/notebook")

@@ -346,10 +346,16 @@ def _task_run_page(request: Request, who: Viewer, store: Store, tr: TaskRunRecor
     run = store.get_run(tr.job_run_id)
     now = now_ms()
     output = run_output(store, tr.run_id)
+    siblings = store.list_task_runs(run.run_id)
+    iterations = [
+        (t, *views.state_of(t.state, t.result_state), views.duration(t.start_time, t.end_time, now))
+        for t in sorted(siblings, key=lambda t: (t.iteration or 0, t.run_id))
+        if t.parent_task_run_id == tr.run_id
+    ]
     attempts = sorted(
         (
             t
-            for t in store.list_task_runs(run.run_id)
+            for t in siblings
             if t.task_key == tr.task_key
             and t.parent_task_run_id == tr.parent_task_run_id
             and t.iteration == tr.iteration
@@ -378,6 +384,7 @@ def _task_run_page(request: Request, who: Viewer, store: Store, tr: TaskRunRecor
         sql=(output.get("sql_output") or {}),
         exit_value=(output.get("notebook_output") or {}).get("result"),
         child_run=_child_run_url(store, output),
+        iterations=iterations,
     )
 
 
