@@ -326,3 +326,16 @@ def test_cancel_from_the_run_page_ends_a_queued_run(ui: tuple[httpx.Client, str]
     assert 'id="run-state">Canceled</span>' in client.get(queued).text
     refused = client.post(f"{queued}/cancel", data={}, follow_redirects=False)
     assert refused.status_code == 403
+
+
+def test_a_one_time_run_has_its_page_at_jobs_runs(ui: tuple[httpx.Client, str]) -> None:
+    client, token = ui
+    bearer = {"Authorization": f"Bearer {token}"}
+    body = {"run_name": "ad hoc", "tasks": [{"task_key": "t", "spark_python_task": {"python_file": "/x.py"}}]}
+    run_id = client.post("/api/2.2/jobs/runs/submit", json=body, headers=bearer).json()["run_id"]
+    got = client.get("/api/2.2/jobs/runs/get", params={"run_id": run_id}, headers=bearer).json()
+    assert got["run_page_url"] == f"https://sluice.example.com/jobs/runs/{run_id}"
+    page = client.get(f"/jobs/runs/{run_id}", headers=bearer)
+    assert page.status_code == 200
+    assert "ad hoc (one-time run)" in page.text
+    assert f'data-events="/jobs/runs/{run_id}/events"' in page.text
