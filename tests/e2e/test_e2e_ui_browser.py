@@ -1,9 +1,9 @@
 """The Jobs UI in a real Chromium against a real ``sluice serve``: the seed's Job UI steps end to end.
 
-Log in with a token, run a job from its page, watch a task fail live on the run page (server-sent events,
-no reload), open the failed task's output, fix the cause, repair the run from the dialog, see it succeed.
-Playwright drives the system Chromium (/usr/bin/chromium; never ``playwright install``). Skipped only where
-Chromium cannot run, and never under CI=true (there it fails).
+Log in with a token, run a job from its page with other parameters, watch a task fail live on the run page
+(server-sent events, no reload), open the failed task's output, fix the cause, repair the run from the
+dialog, see it succeed. Playwright drives the system Chromium (/usr/bin/chromium; never
+``playwright install``). Skipped only where Chromium cannot run, and never under CI=true (there it fails).
 """
 
 from __future__ import annotations
@@ -124,9 +124,14 @@ def test_run_watch_fail_open_output_repair_succeed(server: Server, browser_page:
     page.click("a:has-text('browser-demo')")
     page.wait_for_url(f"{server.url}/jobs/{job_id}")
     assert page.locator("svg.graph g.node").count() == 3
-    page.click("#run-now")
+    page.click("#run-with-params")  # the form of the job's parameters, filled with their defaults
+    page.wait_for_selector("dialog#params-dialog[open]")
+    assert page.input_value('input[name="param.month"]') == "Oct"
+    page.fill('input[name="param.month"]', "Nov")
+    page.click("dialog#params-dialog button:has-text('Run')")
     page.wait_for_url(f"**/jobs/{job_id}/runs/*")
     run_url = page.url
+    assert "month=Nov" in page.locator("dl.facts").inner_text()
 
     # While the check runs, its page tails its log live.
     page.wait_for_selector('svg.graph g.node.state-running[data-task="quality_check"] a')
