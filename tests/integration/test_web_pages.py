@@ -141,6 +141,18 @@ def test_job_page_shows_graph_trigger_and_settings(ui: tuple[httpx.Client, str])
     )
     assert paused.status_code == 303
     assert "Resume</button>" in client.get(f"/jobs/{job_id}").text
+    extra = {
+        "task_key": "extra",
+        "depends_on": [{"task_key": "gold"}],
+        "spark_python_task": {"python_file": "/x.py"},
+    }
+    updated = client.post(
+        "/api/2.2/jobs/update",
+        json={"job_id": job_id, "new_settings": {"tasks": [extra]}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert updated.status_code == 200, updated.text
+    assert 'data-task="extra"' in client.get(f"/jobs/{job_id}").text  # the graph follows the job
 
 
 def test_jobs_list_searches_by_part_of_the_name_and_pages(ui: tuple[httpx.Client, str]) -> None:
