@@ -244,7 +244,10 @@ def test_runs_matrix_run_page_and_task_run_pages_show_what_the_store_holds(tmp_p
     first = task_run(
         "ingest", "FAILED", error="ValueError: bad row 7", error_trace="Traceback ...\nValueError: bad row 7"
     )
-    retry = task_run("ingest", "SUCCESS", attempt=1, original_attempt_run_id=first)
+    logs = tmp_path / "ingest-attempt"
+    logs.mkdir()
+    (logs / "stdout.log").write_text("héllo\nrow 7 is bad\n")
+    retry = task_run("ingest", "SUCCESS", attempt=1, original_attempt_run_id=first, attempt_dir=str(logs))
     store.put_task_values(run.run_id, "ingest", {"rows": 1234})
     report = task_run(
         "report",
@@ -303,6 +306,14 @@ def test_runs_matrix_run_page_and_task_run_pages_show_what_the_store_holds(tmp_p
             assert "ValueError: bad row 7" in failed
             assert f'<option value="/jobs/{job_id}/runs/{retry}">#2' in failed  # the attempt selector
             assert "1234" in client.get(f"/jobs/{job_id}/runs/{retry}").text  # task values
+            tail = client.get(f"/jobs/{job_id}/runs/{retry}/log", params={"stream": "stdout"}).json()
+            assert tail == {"text": "héllo\nrow 7 is bad\n", "offset": 20, "done": True}
+            rest = client.get(
+                f"/jobs/{job_id}/runs/{retry}/log", params={"stream": "stdout", "offset": 7}
+            ).json()
+            assert rest["text"] == "row 7 is bad\n"
+            none = client.get(f"/jobs/{job_id}/runs/{retry}/log", params={"stream": "stderr"}).json()
+            assert none == {"text": "", "offset": 0, "done": True}
             sql = client.get(f"/jobs/{job_id}/runs/{report}").text
             assert "<td>acme&lt;b&gt;</td>" in sql
             nb = client.get(f"/jobs/{job_id}/runs/{notebook}").text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sluice.store.records import RunRecord, TaskRunRecord
@@ -67,3 +68,15 @@ def test_triggers_in_words_with_the_next_fire_time() -> None:
     )
     assert paused_words == ("Every 4 hours", "", True)
     assert trigger_words({}, now) == ("Manual", "", None)
+
+
+def test_log_chunks_never_split_a_character(tmp_path: Path) -> None:
+    from sluice.web.pages import LOG_CHUNK, _read_from
+
+    log = tmp_path / "stdout.log"
+    log.write_bytes(b"a" * (LOG_CHUNK - 1) + "é!".encode())
+    first, size = _read_from(log, 0)
+    assert (len(first), size) == (LOG_CHUNK - 1, LOG_CHUNK + 2)
+    second, _ = _read_from(log, len(first))
+    assert second.decode() == "é!"
+    assert _read_from(tmp_path / "missing.log", 0) == (b"", 0)

@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import hashlib
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ from sluice.api.deps import Stores
 from sluice.api.jobs import job_json, validated
 from sluice.engine import submit
 from sluice.engine.clock import now_ms
-from sluice.engine.output import read_log, run_output
+from sluice.engine.output import run_output
 from sluice.engine.repair import repair_run
 from sluice.errors import SluiceError
 from sluice.notify.settings import run_page_path
@@ -460,11 +461,28 @@ def _log(
     tr = store.get_task_run(run_id)
     if stream not in ("stdout", "stderr"):
         stream = "stdout"
-    text, _cut = read_log(tr.attempt_dir, stream, limit=1 << 62)
-    data = text.encode()
-    chunk = data[offset : offset + LOG_CHUNK] if offset <= len(data) else b""
-    done = tr.state in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR") and offset + len(chunk) >= len(data)
+    chunk, size = _read_from(Path(tr.attempt_dir) / f"{stream}.log" if tr.attempt_dir else None, offset)
+    done = tr.state in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR") and offset + len(chunk) >= size
     return JSONResponse({"text": chunk.decode(errors="replace"), "offset": offset + len(chunk), "done": done})
+
+
+def _read_from(path: Path | None, offset: int) -> tuple[bytes, int]:
+    """Up to LOG_CHUNK bytes of ``path`` from ``offset`` (ending on a whole UTF-8 character), and its size."""
+    try:
+        with open(path or "", "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(min(offset, size))
+            chunk = f.read(LOG_CHUNK)
+    except (FileNotFoundError, NotADirectoryError):
+        return b"", 0
+    if len(chunk) == LOG_CHUNK:  # a character cut at the end waits for the next read
+        end = len(chunk)
+        while end > len(chunk) - 4 and end > 0 and chunk[end - 1] & 0xC0 == 0x80:
+            end -= 1
+        if end > 0 and chunk[end - 1] >= 0xC0:
+            end -= 1
+        chunk = chunk[:end] if end > 0 else chunk
+    return chunk, size
 
 
 def _notebook(request: Request, run_id: int, job_id: int | None = None) -> Response:
