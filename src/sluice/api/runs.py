@@ -22,6 +22,7 @@ from sluice.engine.output import run_output
 from sluice.engine.repair import repair_run
 from sluice.engine.view import for_each_run_json, run_json
 from sluice.errors import ConflictError, NotFoundError
+from sluice.notify.settings import run_page_url
 from sluice.states import LifeCycleState, RunType
 from sluice.store import Store
 from sluice.store.listing import runs_page, task_runs_of
@@ -80,6 +81,7 @@ def submit_run(
 
 @router.get("/jobs/runs/get", summary="Get a run")
 def get_run(
+    request: Request,
     store: StoreDep,
     run_id: int,
     include_history: bool = False,
@@ -98,9 +100,12 @@ def get_run(
     else:
         repairs = store.list_repairs(run_id) if include_history and run.repair_count else []
         doc = run_json(run, store.list_task_runs(run_id), repairs=repairs, include_history=include_history)
-    if not include_resolved_values:
-        for entry in [doc, *doc.get("tasks", []), *doc.get("iterations", [])]:
+    base = request.app.state.base_url or str(request.base_url).rstrip("/")
+    job_id = doc.get("job_id")
+    for entry in [doc, *doc.get("tasks", []), *doc.get("iterations", [])]:
+        if not include_resolved_values:
             entry.pop("resolved_values", None)
+        entry["run_page_url"] = run_page_url(base, job_id, int(entry["run_id"]))
     return pages.page_arrays(doc, _RUN_ARRAYS, page_token)
 
 

@@ -95,13 +95,20 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+def print_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    whole: Sequence[str] = (),
+) -> None:
+    """A table on the terminal; the ``whole`` columns wrap instead of being cut with an ellipsis."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold" if column in whole else "ellipsis")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     Console().print(table)

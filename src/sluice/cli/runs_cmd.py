@@ -48,19 +48,26 @@ def drive_in_background() -> None:
 
 def wait_and_report(run_id: int, output: Output) -> int:
     """Drive ``run_id`` here (it must be PENDING or QUEUED and undriven) and print its result."""
+    from contextlib import nullcontext
+
     from sluice.cli.main import _report, interruptible
+    from sluice.cli.progress import LiveProgress
     from sluice.engine.clock import now_ms
     from sluice.engine.local import LocalRunner
 
     settings = load_settings()
     store = open_store(settings)
+    # A live table of the tasks on a terminal (stderr: it goes away at the end, stdout keeps the result).
+    listener = LiveProgress() if sys.stderr.isatty() else None
     try:
-        with LocalRunner(store, home=settings.home, parallelism=settings.parallelism) as runner:
+        with LocalRunner(
+            store, home=settings.home, parallelism=settings.parallelism, listener=listener
+        ) as runner:
             run = store.get_run(run_id)
             if store.take_over_run(
                 run_id, expected_driver=run.driver, driver=str(runner.driver_id), now=now_ms()
             ):
-                with interruptible(runner.driver):
+                with interruptible(runner.driver), listener or nullcontext():
                     runner.drive([store.get_run(run_id)])
         _wait_terminal(store, run_id)
         return _report(store, run_id, output)
@@ -82,15 +89,23 @@ def wait_remote(client: remote.Client, run_id: int, output: Output) -> int:
         typer.echo(f"Canceling run {run_id} on the server (interrupt again to stop waiting).", err=True)
         client.cancel_run(run_id)
 
-    return print_run(client.wait(run_id, on_interrupt=cancel), output)
+    if not sys.stderr.isatty():
+        return print_run(client.wait(run_id, on_interrupt=cancel), output)
+    from rich.console import Console
+    from rich.live import Live
+
+    with Live(console=Console(stderr=True), transient=True, refresh_per_second=4) as live:
+
+        def show(doc: dict[str, Any]) -> None:
+            live.update(_live_table(doc))
+
+        done = client.wait(run_id, on_interrupt=cancel, on_poll=show)
+    return print_run(done, output)
 
 
-def print_run(doc: dict[str, Any], output: Output) -> int:
-    """Print a Run document (a server's ``runs/get``) as json or as the task table; its exit code."""
-    state = doc["state"]
-    if output is Output.json:
-        print_json(doc)
-        return exit_code_for(state.get("result_state"))
+def _task_rows(doc: dict[str, Any], now: int | None = None) -> list[tuple[Any, ...]]:
+    """``(task, attempt, result, duration, message)`` of each attempt in a Run document, in task order;
+    with ``now``, a running attempt's duration so far."""
     first: dict[str, int] = {}
     for entry in doc.get("tasks", []):
         first.setdefault(entry["task_key"], len(first))
@@ -100,7 +115,7 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
     ):
         outcome = (t.get("condition_task") or {}).get("outcome")
         message = t["state"].get("state_message") or (f"outcome: {outcome}" if outcome else "")
-        start, end = t.get("start_time") or 0, t.get("end_time") or 0
+        start, end = t.get("start_time") or 0, t.get("end_time") or now or 0
         rows.append(
             (
                 t["task_key"],
@@ -110,6 +125,31 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
                 message[:100],
             )
         )
+    return rows
+
+
+def _live_table(doc: dict[str, Any]) -> Any:
+    """The run's tasks as a rich Table, redrawn at each poll of a remote run."""
+    from rich.table import Table
+
+    from sluice.engine.clock import now_ms
+
+    state = doc["state"]
+    table = Table(title=f"run {doc['run_id']}: {state['life_cycle_state']}", title_justify="left")
+    for column in ("task", "attempt", "state", "duration", "message"):
+        table.add_column(column)
+    for row in _task_rows(doc, now_ms()):
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def print_run(doc: dict[str, Any], output: Output) -> int:
+    """Print a Run document (a server's ``runs/get``) as json or as the task table; its exit code."""
+    state = doc["state"]
+    if output is Output.json:
+        print_json(doc)
+        return exit_code_for(state.get("result_state"))
+    rows = _task_rows(doc)
     result = state.get("result_state") or state["life_cycle_state"]
     print_table(
         ["task", "attempt", "result", "duration", "message"], rows, title=f"run {doc['run_id']}: {result}"
@@ -145,8 +185,21 @@ def list_runs(
     if output is Output.json:
         print_json({"runs": docs} if docs else {})
         return
+    from datetime import UTC, datetime
+
+    from sluice.engine.clock import now_ms
+
+    now = now_ms()
+
+    def started(ms: int | None) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
+
+    def took(start: int | None, end: int | None) -> str:  # a running run: so far
+        return f"{((end or now) - start) / 1000:.1f}s" if start else ""
+
+    columns = ["run_id", "job_id", "name", "trigger", "state", "result", "started (UTC)", "duration"]
     print_table(
-        ["run_id", "job_id", "name", "trigger", "state", "result", "duration"],
+        columns,
         [
             (
                 d["run_id"],
@@ -155,12 +208,12 @@ def list_runs(
                 d.get("trigger"),
                 d["state"]["life_cycle_state"],
                 d["state"].get("result_state") or "",
-                f"{(d['end_time'] - d['start_time']) / 1000:.1f}s"
-                if d.get("end_time") and d.get("start_time")
-                else "",
+                started(d.get("start_time")),
+                took(d.get("start_time"), d.get("end_time")),
             )
             for d in docs
         ],
+        whole=columns,  # on a narrow terminal cells wrap: nothing is cut
     )
 
 
