@@ -16,6 +16,10 @@ the environment and, only when a config file is named (``SLUICE_CONFIG`` or ``--
   465 with ssl; From sluice@localhost; CA file: a PEM bundle trusted besides the system's).
 - ``SLUICE_BASE_URL``, ``[server] base_url`` (none): where users reach ``sluice serve``, for links to runs
   in notifications.
+- ``SLUICE_MAX_REQUEST_BODY_BYTES``, ``[server] max_request_body_bytes`` (10 MiB): larger API request
+  bodies answer 413.
+- ``SLUICE_MAX_LOG_BYTES``, ``[tasks] max_log_bytes`` (10 MiB; 0: no cap): each log of a task attempt
+  keeps its last this many bytes (``sluice.executors.caplog``).
 
 Environment variables win over the file; command-line options win over both.
 """
@@ -37,6 +41,8 @@ DEFAULT_SERVER_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8080
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
 _SMTP_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
+DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_LOG_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,10 @@ class Settings:
     base_url: str | None = None
     #: The TOML file these settings were read from, None when there was none.
     config_file: Path | None = None
+    #: API request bodies larger than this answer 413.
+    max_request_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES
+    #: Each log (stdout, stderr) of a task attempt keeps its last this many bytes; 0: no cap.
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
 
     @staticmethod
     def from_env(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +90,19 @@ class Settings:
         port = r.get("SLUICE_SERVER_PORT", ("server", "port"), int, DEFAULT_SERVER_PORT)
         if not 0 <= port <= 65535:
             raise SluiceError(f"{r.source('SLUICE_SERVER_PORT', ('server', 'port'))} must be 0..65535")
+        body_limit = r.get(
+            "SLUICE_MAX_REQUEST_BODY_BYTES",
+            ("server", "max_request_body_bytes"),
+            int,
+            DEFAULT_MAX_REQUEST_BODY_BYTES,
+        )
+        if body_limit < 1:
+            where = r.source("SLUICE_MAX_REQUEST_BODY_BYTES", ("server", "max_request_body_bytes"))
+            raise SluiceError(f"{where} must be at least 1 (bytes); the default is 10485760 (10 MiB)")
+        log_limit = r.get("SLUICE_MAX_LOG_BYTES", ("tasks", "max_log_bytes"), int, DEFAULT_MAX_LOG_BYTES)
+        if log_limit < 0:
+            where = r.source("SLUICE_MAX_LOG_BYTES", ("tasks", "max_log_bytes"))
+            raise SluiceError(f"{where} must be 0 (no cap) or a number of bytes; the default is 10485760")
         return Settings(
             home=home,
             database_url=r.get("SLUICE_DATABASE_URL", ("database_url",), str, None) or None,
@@ -89,6 +112,8 @@ class Settings:
             smtp=_smtp(r),
             base_url=(r.get("SLUICE_BASE_URL", ("server", "base_url"), str, "") or "").rstrip("/") or None,
             config_file=path,
+            max_request_body_bytes=body_limit,
+            max_log_bytes=log_limit,
         )
 
 

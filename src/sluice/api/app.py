@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sluice import __version__
 from sluice.api import errors, jobs, runs, scim, tokens
 from sluice.api.deps import SharedStore, StoreDep, Stores, authenticate
+from sluice.api.guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from sluice.store import Store
 from sluice.store.workspace import workspace_id
 
@@ -26,10 +27,12 @@ def create_app(
     stores: Stores | None = None,
     on_run_created: Callable[[], None] | None = None,
     auth: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
 
     ``auth=False`` serves without tokens (tests of shapes only); ``sluice serve`` always authenticates.
+    A request body over ``max_body_bytes`` answers 413 (:mod:`sluice.api.guard`).
     """
     if (store is None) == (stores is None):
         raise ValueError("create_app needs exactly one of store= or stores=")
@@ -52,6 +55,7 @@ def create_app(
     app.state.on_run_created = on_run_created
     app.state.auth = auth
     errors.install(app)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
 
     secured = [Depends(authenticate)]
     for version in ("2.2", "2.1"):

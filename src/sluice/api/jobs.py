@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sluice.api import pages
 from sluice.api.deps import CallerDep, StoreDep, run_created
 from sluice.api.errors import bad_request
+from sluice.api.fields import CountQuery, Id, IdQuery
 from sluice.engine.clock import now_ms
 from sluice.engine.submit import run_now
 from sluice.errors import InvalidJobError
@@ -42,22 +43,22 @@ class _Request(BaseModel):
 
 
 class JobIdBody(_Request):
-    job_id: int
+    job_id: Id
 
 
 class UpdateBody(_Request):
-    job_id: int
+    job_id: Id
     new_settings: dict[str, Any] | None = None
     fields_to_remove: list[str] | None = None
 
 
 class ResetBody(_Request):
-    job_id: int
+    job_id: Id
     new_settings: dict[str, Any]
 
 
 class RunNowBody(_Request):
-    job_id: int
+    job_id: Id
     job_parameters: dict[str, str] | None = None
     idempotency_token: str | None = Field(default=None, min_length=1, max_length=64)
     only: list[str] | None = None
@@ -106,7 +107,7 @@ def create(store: StoreDep, caller: CallerDep, body: Annotated[dict[str, Any], B
 
 
 @router.get("/jobs/get", summary="Get a job")
-def get(store: StoreDep, job_id: int, page_token: str | None = None) -> dict[str, Any]:
+def get(store: StoreDep, job_id: IdQuery, page_token: str | None = None) -> dict[str, Any]:
     job = store.get_job(job_id)
     doc = job_json(job, settings=copy.deepcopy(job.settings))
     paths = [("settings", a) for a in ("tasks", "job_clusters", "environments", "parameters")]
@@ -117,7 +118,7 @@ def get(store: StoreDep, job_id: int, page_token: str | None = None) -> dict[str
 def list_jobs(
     store: StoreDep,
     limit: Annotated[int, Query()] = 20,
-    offset: Annotated[int | None, Query()] = None,
+    offset: CountQuery = None,
     page_token: str | None = None,
     name: str | None = None,
     expand_tasks: bool = False,
@@ -173,9 +174,10 @@ def merge_settings(current: dict[str, Any], new: dict[str, Any], remove: list[st
     out = copy.deepcopy(current)
     for name, value in new.items():
         key = MERGED_ARRAYS.get(name)
-        if key is None or not isinstance(value, list):
+        if key is None or value is None:
             out[name] = copy.deepcopy(value)
             continue
+        _check_keyed(name, key, value)
         merged = list(out.get(name) or [])
         index = {e.get(key): i for i, e in enumerate(merged) if isinstance(e, dict)}
         for entry in value:
@@ -189,7 +191,7 @@ def merge_settings(current: dict[str, Any], new: dict[str, Any], remove: list[st
         array, sep, entry_key = field.partition("/")
         if sep and array in MERGED_ARRAYS:
             entries = out.get(array) or []
-            kept = [e for e in entries if e.get(MERGED_ARRAYS[array]) != entry_key]
+            kept = [e for e in entries if not isinstance(e, dict) or e.get(MERGED_ARRAYS[array]) != entry_key]
             if len(kept) == len(entries):
                 raise bad_request(f"fields_to_remove: '{field}' names no entry of {array} with that key.")
             out[array] = kept
@@ -201,6 +203,21 @@ def merge_settings(current: dict[str, Any], new: dict[str, Any], remove: list[st
         else:
             out.pop(field, None)
     return out
+
+
+def _check_keyed(name: str, key: str, value: object) -> None:
+    """400 unless ``new_settings.<name>`` is an array of objects, each with a string ``key``: the entries
+    ``jobs/update`` merges by that key."""
+    if not isinstance(value, list):
+        raise bad_request(f"new_settings.{name} must be an array of objects, got {type(value).__name__}.")
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise bad_request(f"new_settings.{name}[{i}] must be an object, got {type(entry).__name__}.")
+        if not isinstance(entry.get(key), str):
+            got = "nothing" if key not in entry else type(entry[key]).__name__
+            raise bad_request(
+                f"new_settings.{name}[{i}].{key} must be a string (the key jobs/update merges on), got {got}."
+            )
 
 
 @router.post("/jobs/update", summary="Update some of a job's settings")

@@ -99,7 +99,9 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         executor=crashpoints.executor(),  # None (the default executor) unless a test armed a crash point
     )
     app = create_app(
-        stores=ThreadStores(settings.database_url, settings.home), on_run_created=orchestrator.wake
+        stores=ThreadStores(settings.database_url, settings.home),
+        on_run_created=orchestrator.wake,
+        max_body_bytes=settings.max_request_body_bytes,
     )
     config = uvicorn.Config(
         app,
