@@ -263,3 +263,20 @@ def test_openapi_lists_the_status_codes_the_server_answers(api: Api) -> None:
                 schema = operation["responses"][code]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}
     assert "404" in spec["paths"]["/api/2.0/token/delete"]["post"]["responses"]
+
+
+def test_openapi_describes_job_settings_bodies_with_their_models(api: Api) -> None:
+    spec = api.http.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def body_ref(path: str) -> str:
+        content = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        return str(content["schema"]["$ref"])
+
+    assert body_ref("/api/2.2/jobs/create") == "#/components/schemas/JobSettings"
+    assert body_ref("/api/2.2/jobs/runs/submit") == "#/components/schemas/SubmitRun"
+    assert schemas["ResetBody"]["properties"]["new_settings"] == {"$ref": "#/components/schemas/JobSettings"}
+    assert "tasks" in schemas["JobSettings"]["properties"]
+    assert "run_name" in schemas["SubmitRun"]["properties"]
+    assert "name" not in schemas["SubmitRun"]["properties"]
+    assert "Task" in schemas

@@ -121,7 +121,11 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _document_errors(base_openapi())  # base_openapi caches its document in app.openapi_schema
+            from sluice.api.jobs import document_settings  # jobs imports this module
+
+            doc = base_openapi()  # base_openapi caches its document in app.openapi_schema
+            _document_errors(doc)
+            document_settings(doc)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise it

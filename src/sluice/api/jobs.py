@@ -85,6 +85,41 @@ def validated(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def document_settings(doc: dict[str, Any]) -> None:
+    """Describe the JobSettings bodies (jobs/create, runs/submit, jobs/reset's ``new_settings``) in the
+    OpenAPI document ``doc`` with the models that validate them, instead of 'any object'."""
+    from sluice.spec.jobs import JobSettings
+
+    JobSettings.model_rebuild()
+    settings = JobSettings.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(settings.pop("$defs", {}))
+    schemas["JobSettings"] = settings
+    submit = copy.deepcopy(settings)
+    submit["title"] = "SubmitRun"
+    submit["description"] = "A one-time run: job settings, with run_name instead of name."
+    props = submit["properties"]
+    props.pop("name", None)
+    props["run_name"] = {"type": "string", "title": "Run Name"}
+    props["idempotency_token"] = {"type": "string", "minLength": 1, "maxLength": 64}
+    schemas["SubmitRun"] = submit
+
+    def body(path: str, schema: dict[str, Any]) -> None:
+        for version in ("2.2", "2.1"):
+            operation = doc.get("paths", {}).get(f"/api/{version}/{path}", {}).get("post")
+            if operation is not None:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": schema}},
+                }
+
+    body("jobs/create", {"$ref": "#/components/schemas/JobSettings"})
+    body("jobs/runs/submit", {"$ref": "#/components/schemas/SubmitRun"})
+    reset = schemas.get("ResetBody", {}).get("properties", {})
+    if "new_settings" in reset:
+        reset["new_settings"] = {"$ref": "#/components/schemas/JobSettings"}
+
+
 def job_json(job: JobRecord, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Job as jobs/get and jobs/list show it: ``run_as`` is write-only, read back as ``run_as_user_name``
     (the job's creator when it names nobody)."""
