@@ -149,6 +149,10 @@ def test_every_operation_answers_fuzzed_requests_without_server_errors(server: S
         except Exception as exc:  # report every failing operation, not only the first
             failures[operation.label] = f"{type(exc).__name__}: {exc}"
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
+    # Nor did anything fail behind the API: the orchestrator and the scheduler drove the fuzzed jobs' runs.
+    log = server.bg.stderr.read_text()
+    assert "Traceback" not in log, log[-5000:]
+    assert " ERROR " not in log, log[-5000:]
 
 
 def test_a_body_over_the_limit_is_413_and_the_server_goes_on(server: Server, tmp_path: Path) -> None:
