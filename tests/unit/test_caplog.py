@@ -69,3 +69,14 @@ def test_output_a_child_wrote_to_the_descriptor_is_cut_at_the_end(tmp_path: Path
     assert note is not None
     assert data.endswith(b"child 4999\nchild done\nafter\n")
     assert len(data) - note.end() <= 8192 + len(b"after\n")
+
+
+def test_a_log_that_cannot_be_cut_keeps_the_task_writing(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.log"
+    fd = open_log(path)
+    log = CappedLog(fd, str(path), 4096)
+    path.unlink()  # a task removed its own attempt directory's log: the descriptor still writes
+    for _ in range(200):
+        assert log.write(b"x" * 99 + b"\n") == 100
+    log.finish()
+    os.close(fd)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 
 from sluice.settings import DEFAULT_MAX_LOG_BYTES
 
@@ -54,7 +55,7 @@ class CappedLog(io.RawIOBase):
     def __init__(self, fd: int, path: str, limit: int) -> None:
         super().__init__()
         self.fd = fd
-        self.path = path
+        self.path = os.path.abspath(path)  # the task may change its working directory
         self.limit = max(limit, MIN_MAX_LOG_BYTES)
         #: Cut when the file passes this size (a quarter over the cap: cuts stay rare and linear).
         self.threshold = self.limit + self.limit // 4
@@ -81,7 +82,10 @@ class CappedLog(io.RawIOBase):
             self._unchecked = 0
             self._size = os.fstat(self.fd).st_size
             if self._size > self.threshold:
-                self.cut()
+                try:
+                    self.cut()
+                except OSError:  # the log was moved or its directory removed: keep writing, uncapped
+                    self.threshold = sys.maxsize
         return written
 
     def close(self) -> None:
@@ -117,8 +121,11 @@ class CappedLog(io.RawIOBase):
 
     def finish(self) -> None:
         """At the end of the task: cut what is over the cap (child processes may have written it)."""
-        if os.fstat(self.fd).st_size > self.limit + self._note_len:
-            self.cut()
+        try:
+            if os.fstat(self.fd).st_size > self.limit + self._note_len:
+                self.cut()
+        except OSError:
+            return  # a log that cannot be cut stays whole: never fail the task for it
 
 
 #: The capped logs of this process, for :func:`finish`.
@@ -138,7 +145,4 @@ def capped_stream(fd: int, path: str) -> io.RawIOBase:
 def finish() -> None:
     """At the end of a task (its streams flushed): apply the cap once more to each capped log."""
     for log in _logs:
-        try:
-            log.finish()
-        except OSError:
-            continue  # a log that cannot be cut stays whole: never fail the task for it
+        log.finish()
