@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sluice import __version__
 from sluice.api import errors, jobs, runs, scim, tokens
 from sluice.api.deps import SharedStore, StoreDep, Stores, authenticate
+from sluice.api.guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from sluice.store import Store
 from sluice.store.workspace import workspace_id
 
@@ -30,6 +31,7 @@ def create_app(
     allow_local_git_sources: bool = True,
     base_url: str | None = None,
     home: Path | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
 
@@ -38,6 +40,7 @@ def create_app(
     ``base_url`` (the ``base_url`` setting) starts the links to run pages; without it, links use the URL
     the request came to. The Jobs UI (:mod:`sluice.web`) is served at ``/``; its catalog and compute pages
     need ``home`` (the ``home`` setting).
+    A request body over ``max_body_bytes`` answers 413 (:mod:`sluice.api.guard`).
     """
     if (store is None) == (stores is None):
         raise ValueError("create_app needs exactly one of store= or stores=")
@@ -64,6 +67,7 @@ def create_app(
     app.state.base_url = base_url
     app.state.home = home
     errors.install(app)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
 
     secured = [Depends(authenticate)]
     for version in ("2.2", "2.1"):

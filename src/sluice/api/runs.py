@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query, Request
 from sluice.api import pages
 from sluice.api.deps import CallerDep, StoreDep, run_created
 from sluice.api.errors import bad_request
+from sluice.api.fields import CountQuery, Id, IdQuery, OptionalIdQuery
 from sluice.api.jobs import LEGACY_PARAMS, _Request, validated
 from sluice.engine import submit
 from sluice.engine.clock import now_ms
@@ -39,20 +40,20 @@ _RUN_ARRAYS = [("tasks",), ("job_parameters",), ("repair_history",), ("job_clust
 
 
 class RunIdBody(_Request):
-    run_id: int
+    run_id: Id
 
 
 class CancelAllBody(_Request):
-    job_id: int | None = None
+    job_id: Id | None = None
     all_queued_runs: bool = False
 
 
 class RepairBody(_Request):
-    run_id: int
+    run_id: Id
     rerun_tasks: list[str] | None = None
     rerun_all_failed_tasks: bool = False
     rerun_dependent_tasks: bool = False
-    latest_repair_id: int | None = None
+    latest_repair_id: Id | None = None
     job_parameters: dict[str, str] | None = None
     notebook_params: dict[str, str] | None = None
     python_params: list[str] | None = None
@@ -83,7 +84,7 @@ def submit_run(
 def get_run(
     request: Request,
     store: StoreDep,
-    run_id: int,
+    run_id: IdQuery,
     include_history: bool = False,
     include_resolved_values: bool = False,
     page_token: str | None = None,
@@ -112,15 +113,15 @@ def get_run(
 @router.get("/jobs/runs/list", summary="List runs, newest first")
 def list_runs(  # noqa: PLR0913, PLR0917 - the runs/list query parameters, as FastAPI passes them
     store: StoreDep,
-    job_id: int | None = None,
+    job_id: OptionalIdQuery = None,
     active_only: bool = False,
     completed_only: bool = False,
-    offset: int | None = None,
+    offset: CountQuery = None,
     limit: int = 20,
     run_type: RunType | None = None,
     expand_tasks: bool = False,
-    start_time_from: int | None = None,
-    start_time_to: int | None = None,
+    start_time_from: CountQuery = None,
+    start_time_to: CountQuery = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
     if not 0 <= limit <= MAX_RUNS_LIMIT:
@@ -219,14 +220,14 @@ def repair(request: Request, store: StoreDep, body: RepairBody) -> dict[str, Any
 
 
 @router.get("/jobs/runs/get-output", summary="Get a task run's output")
-def get_output(store: StoreDep, run_id: int) -> dict[str, Any]:
+def get_output(store: StoreDep, run_id: IdQuery) -> dict[str, Any]:
     return run_output(store, run_id)
 
 
 @router.get("/jobs/runs/export", summary="Export a run's notebook result pages")
 def export(
     store: StoreDep,
-    run_id: int,
+    run_id: IdQuery,
     views_to_export: Annotated[str, Query(pattern="^(CODE|DASHBOARDS|ALL)$")] = "CODE",
 ) -> dict[str, Any]:
     try:

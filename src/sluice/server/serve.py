@@ -108,6 +108,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         allow_local_git_sources=settings.allow_local_git_sources,
         base_url=settings.base_url,
         home=settings.home,
+        max_body_bytes=settings.max_request_body_bytes,
     )
     config = uvicorn.Config(
         app,
