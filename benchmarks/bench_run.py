@@ -1,4 +1,4 @@
-"""Wall time of ``sluice run`` on the peers' workloads: W1 (40-task chain), W2 (1->200->1), W3 (1->1000->1),
+"""Wall time of ``sluice run`` on the peers' workloads: W1 (40-task chain), W2 (1->200->1), W3 (1->998->1),
 and F1, a for-each task of 1,000 no-op iterations at concurrency 8 (run it with --parallelism 8).
 
 Every task is its own process (no-op Python file); parallelism 2; every state change is a durable SQLite

@@ -18,6 +18,10 @@ the environment and, only when a config file is named (``SLUICE_CONFIG`` or ``--
   in notifications.
 - ``SLUICE_ALLOW_LOCAL_GIT_SOURCES``, ``[server] allow_local_git_sources`` (true): whether API callers of
   ``sluice serve`` may name a local path or ``file://`` as ``git_source.git_url`` (``sluice run`` always may).
+- ``SLUICE_MAX_REQUEST_BODY_BYTES``, ``[server] max_request_body_bytes`` (10 MiB): larger API request
+  bodies answer 413.
+- ``SLUICE_MAX_LOG_BYTES``, ``[tasks] max_log_bytes`` (10 MiB; 0: no cap): each log of a task attempt
+  keeps its last this many bytes (``sluice.executors.caplog``).
 
 Environment variables win over the file; command-line options win over both.
 """
@@ -41,6 +45,8 @@ SMTP_TLS_MODES = ("none", "starttls", "ssl")
 _SMTP_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
+DEFAULT_MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_LOG_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ class Settings:
     config_file: Path | None = None
     #: Whether jobs sent to ``sluice serve`` may check out a local path or file:// git_url.
     allow_local_git_sources: bool = True
+    #: API request bodies larger than this answer 413.
+    max_request_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES
+    #: Each log (stdout, stderr) of a task attempt keeps its last this many bytes; 0: no cap.
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
 
     @staticmethod
     def from_env(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +96,19 @@ class Settings:
         port = r.get("SLUICE_SERVER_PORT", ("server", "port"), int, DEFAULT_SERVER_PORT)
         if not 0 <= port <= 65535:
             raise SluiceError(f"{r.source('SLUICE_SERVER_PORT', ('server', 'port'))} must be 0..65535")
+        body_limit = r.get(
+            "SLUICE_MAX_REQUEST_BODY_BYTES",
+            ("server", "max_request_body_bytes"),
+            int,
+            DEFAULT_MAX_REQUEST_BODY_BYTES,
+        )
+        if body_limit < 1:
+            where = r.source("SLUICE_MAX_REQUEST_BODY_BYTES", ("server", "max_request_body_bytes"))
+            raise SluiceError(f"{where} must be at least 1 (bytes); the default is 10485760 (10 MiB)")
+        log_limit = r.get("SLUICE_MAX_LOG_BYTES", ("tasks", "max_log_bytes"), int, DEFAULT_MAX_LOG_BYTES)
+        if log_limit < 0:
+            where = r.source("SLUICE_MAX_LOG_BYTES", ("tasks", "max_log_bytes"))
+            raise SluiceError(f"{where} must be 0 (no cap) or a number of bytes; the default is 10485760")
         return Settings(
             home=home,
             database_url=r.get("SLUICE_DATABASE_URL", ("database_url",), str, None) or None,
@@ -98,6 +121,8 @@ class Settings:
             allow_local_git_sources=r.flag(
                 "SLUICE_ALLOW_LOCAL_GIT_SOURCES", ("server", "allow_local_git_sources"), True
             ),
+            max_request_body_bytes=body_limit,
+            max_log_bytes=log_limit,
         )
 
 

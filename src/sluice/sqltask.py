@@ -187,26 +187,37 @@ def bind_inline(statement: str, values: Mapping[str, str], *, literals: bool = T
     return "".join(out)
 
 
-def _value(name: str, values: Mapping[str, str]) -> str:
+#: What to do about a marker without a value, as :func:`run_statement` says it (sql_task's wording).
+_DEFINE_IN_TASK = "add it to sql_task.parameters or to the job's parameters"
+
+
+def _value(name: str, values: Mapping[str, str], fix: str = _DEFINE_IN_TASK) -> str:
     if name not in values:
         known = ", ".join(sorted(values)) or "none"
         raise SqlTaskError(
             f"the statement uses the parameter :{name}, which the task does not define (defined: {known}); "
-            "add it to sql_task.parameters or to the job's parameters"
+            f"{fix}"
         )
     return values[name]
 
 
-def run_statement(spark: Any, statement: str, values: Mapping[str, str]) -> Any:
-    """One statement through ``spark.sql`` with its parameters bound; its DataFrame."""
+def run_statement(
+    spark: Any, statement: str, values: Mapping[str, str], *, fix: str = _DEFINE_IN_TASK
+) -> Any:
+    """One statement through ``spark.sql`` with its parameters bound; its DataFrame.
+
+    Shared by sql_task and a notebook's ``%sql`` cells (``fix`` says how to define a missing parameter).
+    """
     if not markers(statement):
         return spark.sql(statement)
+    for marker in markers(statement):
+        _value(marker.name, values, fix)  # a missing value is named before anything runs
     if not is_query(statement):
         return spark.sql(bind_inline(statement, values))
     # Names everywhere Sail takes a qualified name; values as the query's named parameters.
     text = bind_inline(statement, values, literals=False)
     used = markers(text)
-    return spark.sql(text, args={m.name: _value(m.name, values) for m in used}) if used else spark.sql(text)
+    return spark.sql(text, args={m.name: values[m.name] for m in used}) if used else spark.sql(text)
 
 
 def jsonable(value: Any) -> Any:

@@ -90,6 +90,8 @@ def test_remote_create_run_and_inspect(server: Server) -> None:
     assert table.returncode == 0
     assert "remote-hello" in table.stdout
     assert ws.json("jobs", "get", str(job_id))["settings"]["name"] == "remote-hello", "created on the server"
+    assert cli.cli("jobs", "graph", str(job_id)).stdout == "a\n└── b\n"
+    assert ws.cli("jobs", "graph", str(job_id), "--format", "mermaid").stdout.endswith("t0 --> t1\n")  # local
     assert not (ws.root / "client-home" / "sluice.db").exists(), "the CLI never opened a local store"
 
     done = cli.cli("jobs", "run-now", str(job_id), "--wait", "-p", "who=remote", "--output", "json")

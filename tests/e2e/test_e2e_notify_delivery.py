@@ -89,7 +89,7 @@ def test_email_goes_out_over_smtp_with_text_and_html(store: Store) -> None:
     text = mail.part("text/plain")
     assert "1 of 2 tasks failed: silver" in text
     assert "Duration: 2.5 s" in text
-    link = f"http://sluice.test:8080/#job/{store.get_run(run_id).job_id}/run/{run_id}"
+    link = f"http://sluice.test:8080/jobs/{store.get_run(run_id).job_id}/runs/{run_id}"
     assert link in text
     html = mail.part("text/html")
     assert "nightly &lt;etl&gt;" in html

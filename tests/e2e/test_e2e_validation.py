@@ -90,3 +90,14 @@ def test_malformed_file_is_invalid_input(ws: Workspace, content: str) -> None:
     assert str(path) in done.stderr
     assert "Traceback" not in done.stderr
     assert ws.list_runs() == []
+
+
+def test_a_job_over_1000_tasks_is_refused_naming_the_limit(ws: Workspace) -> None:
+    many = ws.job([py_task(f"t{i}", "ok.py") for i in range(1001)], file="many.yml")
+    done = ws.cli("validate", str(many))
+    assert done.returncode == 2, done.stdout
+    assert "the job has 1001 tasks; a job may have at most 1000 tasks (Databricks' limit)" in done.stderr
+    assert "run_job_task" in done.stderr, "the message says how to split the job"
+    assert ws.list_jobs() == []
+    done = ws.cli("validate", str(ws.job([py_task(f"t{i}", "ok.py") for i in range(1000)], file="max.yml")))
+    assert done.returncode == 0, done.stderr

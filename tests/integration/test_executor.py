@@ -610,3 +610,166 @@ def test_the_zygote_outlives_the_thread_that_started_it(tmp_path: Path) -> None:
         assert ex.zygote_pid == zygote
     finally:
         ex.close()
+
+
+# -- containment: cgroups and subreapers (ADR 0004, revision 2) ---------------------------------------
+
+ESCAPER = """
+import os, subprocess, sys, time
+DAEMON = '''
+import os, sys, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(60)
+'''
+subprocess.Popen([sys.executable, "-c", DAEMON, sys.argv[1]], env={}, start_new_session=True).wait()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+print("READY", flush=True)
+time.sleep(60)
+"""
+
+
+def test_each_task_process_is_in_a_cgroup_of_its_own_and_it_is_removed(
+    runner: Runner, tmp_path: Path
+) -> None:
+    exited, attempt_dir = runner.run("print(open('/proc/self/cgroup').read().splitlines()[-1])\n")
+    if runner.executor.cgroup is None:
+        pytest.skip("this host gives no writable cgroup v2 tree: the subreapers alone contain the tasks")
+    assert exited.returncode == 0, read(attempt_dir / "stderr.log")
+    line = read(attempt_dir / "stdout.log").strip()
+    assert line.startswith("0::"), line
+    zygote = runner.executor.zygote_pid
+    assert line.endswith(f"/sluice-{zygote}-{runner.executor.token}/p{exited.pid}"), line
+    cgroup = Path(runner.executor.cgroup) / f"p{exited.pid}"
+    wait_for(lambda: not cgroup.exists(), timeout=5, what=f"{cgroup} to be removed")
+
+
+def test_close_removes_the_zygotes_cgroup(tmp_path: Path) -> None:
+    ex = LocalExecutor()
+    runner = Runner(ex, tmp_path)
+    ex.start()
+    exited, _ = runner.run("pass\n")
+    assert exited.returncode == 0
+    base = ex.cgroup
+    ex.close()
+    if base is None:
+        pytest.skip("this host gives no writable cgroup v2 tree")
+    assert not Path(base).exists()
+
+
+@pytest.mark.parametrize("mode", ["auto", "subreaper"])
+def test_a_kill_reaches_a_daemon_that_left_the_session_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("SLUICE_CONTAINMENT", mode)
+    ex = LocalExecutor()
+    runner = Runner(ex, tmp_path)
+    ex.start()
+    try:
+        pid_file = tmp_path / "daemon"
+        attempt_id, attempt_dir = runner.launch(ESCAPER, argv=[str(pid_file)])
+        wait_for(lambda: "READY" in read(attempt_dir / "stdout.log"), what="READY")
+        daemon = int(pid_file.read_text())
+        assert alive(daemon)
+        assert daemon not in find_tagged(ex.token), "the daemon carries no marker: only containment finds it"
+        if mode == "subreaper":
+            assert ex.cgroup is None
+        ex.kill(attempt_id, grace=0.5)
+        assert runner.wait(attempt_id).killed
+        wait_for(lambda: not alive(daemon), timeout=5, what=f"the daemon {daemon} to die")
+    finally:
+        ex.close()
+
+
+def test_a_lost_zygotes_cgroup_is_killed_with_everything_in_it(runner: Runner, tmp_path: Path) -> None:
+    pid_file = tmp_path / "daemon"
+    attempt_id, attempt_dir = runner.launch(ESCAPER, argv=[str(pid_file)])
+    wait_for(lambda: "READY" in read(attempt_dir / "stdout.log"), what="READY")
+    daemon = int(pid_file.read_text())
+    if runner.executor.cgroup is None:
+        os.kill(daemon, signal.SIGKILL)
+        pytest.skip(
+            "without cgroups, what escaped both marker and subreapers dies only with the zygote's sweep"
+        )
+    zygote = runner.executor.zygote_pid
+    assert zygote is not None
+    os.kill(zygote, signal.SIGKILL)
+    exited = runner.wait(attempt_id)
+    assert exited.returncode == -signal.SIGKILL
+    wait_for(lambda: not alive(daemon), timeout=5, what=f"the daemon {daemon} to die")
+    base = runner.executor.cgroup
+    assert base is not None
+    assert not Path(base).exists()
+
+
+DETACHER = """
+import os, subprocess, sys, time
+from sluice.executors.containment import detached_marker
+SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
+env = {**os.environ, **detached_marker(os.environ.get("SLUICE_PROCESS_TAG"))}
+env.pop("SLUICE_PROCESS_TAG")
+server = subprocess.Popen(SLEEP, env=env, start_new_session=True)  # as a job-cluster server is started
+escaper = subprocess.Popen(SLEEP, env={}, start_new_session=True)
+print(server.pid, escaper.pid, flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("mode", ["auto", "subreaper"])
+@pytest.mark.parametrize("end", ["exit", "kill"])
+def test_a_detached_job_cluster_server_outlives_its_task_and_nothing_else_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, end: str
+) -> None:
+    monkeypatch.setenv("SLUICE_CONTAINMENT", mode)
+    ex = LocalExecutor()
+    runner = Runner(ex, tmp_path)
+    ex.start()
+    server = 0
+    try:
+        attempt_id, attempt_dir = runner.launch(DETACHER, argv=["0" if end == "exit" else "60"])
+        wait_for(lambda: read(attempt_dir / "stdout.log").endswith("\n"), what="the two pids")
+        server, escaper = (int(p) for p in read(attempt_dir / "stdout.log").split())
+        if end == "kill":
+            ex.kill(attempt_id, grace=0.5)
+        exited = runner.wait(attempt_id)
+        assert exited.returncode == 0 if end == "exit" else exited.killed, read(attempt_dir / "stderr.log")
+        wait_for(lambda: not alive(escaper), timeout=5, what="the escaper to be killed")
+        assert alive(server), "the detached server was killed with its task"
+    finally:
+        if server and alive(server):
+            os.kill(server, signal.SIGKILL)
+        ex.close()
+
+
+def test_the_cgroup_of_a_zygote_that_died_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    first = LocalExecutor()
+    runner = Runner(first, tmp_path)
+    first.start()
+    try:
+        exited, _ = runner.run("pass\n")  # the zygote is up, a spare waits in its cgroup
+        assert exited.returncode == 0
+        base = first.cgroup
+        if base is None:
+            pytest.skip("this host gives no writable cgroup v2 tree")
+        zygote = first.zygote_pid
+        assert zygote is not None
+        first._cgroup = None  # as if the driver had died with its zygote: nobody cleans up after it
+        os.kill(zygote, signal.SIGKILL)
+        wait_for(lambda: not alive(zygote), timeout=5, what="the zygote to be gone")
+        assert Path(base).is_dir(), "left behind"
+    finally:
+        first.close()
+    second = LocalExecutor()
+    again = Runner(second, tmp_path / "again")
+    (tmp_path / "again").mkdir()
+    second.start()
+    try:
+        assert again.run("pass\n")[0].returncode == 0
+        assert not Path(base).exists(), f"{base} of a dead zygote is still there"
+    finally:
+        second.close()

@@ -83,6 +83,33 @@ def test_the_kernel_redacts_streams_displays_results_and_tracebacks(tmp_path: Pa
     assert any("[REDACTED]" in line for line in error["traceback"])
 
 
+def test_the_kernel_redacts_a_secret_written_in_pieces_and_shows_a_held_back_start_at_the_cell_end(
+    tmp_path: Path,
+) -> None:
+    outputs = execute(
+        tmp_path,
+        [
+            "from sluice.runtime import redact\nredact.install_in_ipython(get_ipython())\n"
+            f"{MAKE_SECRET}\nredact.register(secret)",
+            # two messages (the flush and the pause part them), which nbclient joins into one output
+            'import sys, time\nsys.stdout.write("a:" + secret[:4]); sys.stdout.flush(); time.sleep(0.5)\n'
+            'sys.stdout.write(secret[4:] + "\\n")',
+            'for c in secret:\n    print(c, end="", flush=True)',
+            'sys.stdout.write("b:" + secret[:4])',
+            'print("c")',
+        ],
+    )
+
+    def streamed(cell: list[dict[str, Any]]) -> str:
+        return "".join(out["text"] for out in cell if out["output_type"] == "stream")
+
+    assert SECRET not in json.dumps(outputs)
+    assert streamed(outputs[1]) == "a:[REDACTED]\n"
+    assert streamed(outputs[2]) == "[REDACTED]"
+    assert streamed(outputs[3]) == "b:tok-", "a possible start of a secret is shown when its cell ends"
+    assert streamed(outputs[4]) == "c\n"
+
+
 def test_a_secret_read_in_a_kernel_is_redacted_without_any_set_up(tmp_path: Path, clean_env: Path) -> None:
     with SecretStore.open(None, clean_env) as store:
         store.create_scope("etl", 1)

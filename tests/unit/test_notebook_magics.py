@@ -6,11 +6,12 @@ import pytest
 
 from sluice.notebooks.magics import (
     MagicError,
-    _bind_parameters,
     legacy_names,
     split_sql,
+    substitute_get_argument,
     transform_databricks_magics,
 )
+from sluice.sqltask import bind_inline, markers
 
 
 @pytest.mark.parametrize(
@@ -41,14 +42,11 @@ def test_sql_statements_split_on_semicolons_outside_quotes_and_comments() -> Non
     assert split_sql(" ;\n; ") == []
 
 
-def test_named_markers_are_bound_only_outside_quotes_and_legacy_dollar_braces_are_substituted() -> None:
-    values = {"x": "1", "y": "2", "z": "3"}
-    text, args = _bind_parameters("SELECT * FROM t WHERE a = :x AND b = ':y' AND c = ${z}", values)
-    assert text == "SELECT * FROM t WHERE a = :x AND b = ':y' AND c = 3"
-    assert args == {"x": "1"}
-    text, args = _bind_parameters("SELECT ${missing}, :unknown, a::int", values)
-    assert text == "SELECT ${missing}, :unknown, a::int", "unknown names are left for Spark to report"
-    assert args == {}
+def test_sql_magic_markers_are_found_only_outside_quotes_and_casts() -> None:
+    """%sql binds through sql_task's binding (sluice.sqltask): the same markers in both."""
+    found = markers("SELECT * FROM t WHERE a = :x AND b = ':y' AND c = `:q` AND d = a::int AND e = j:k")
+    assert [m.name for m in found] == ["x"]
+    assert bind_inline("INSERT INTO t VALUES (:x)", {"x": "it's"}) == "INSERT INTO t VALUES ('it\\u0027s')"
 
 
 def test_legacy_names_are_the_substituted_dollar_brace_parameters_once_each_in_order() -> None:
@@ -59,15 +57,14 @@ def test_legacy_names_are_the_substituted_dollar_brace_parameters_once_each_in_o
 
 def test_get_argument_in_sql_is_the_widget_value_as_a_string_literal() -> None:
     values = {"region": "emea", "who": "O'Brien"}
-    text, args = _bind_parameters(
+    text = substitute_get_argument(
         "SELECT * FROM t WHERE r = getArgument('region') AND n = getArgument(\"who\") "
         "AND id > getArgument('min_id', '1')",
         values,
     )
     assert text == "SELECT * FROM t WHERE r = 'emea' AND n = 'O\\'Brien' AND id > '1'"
-    assert args == {}
 
 
 def test_get_argument_in_sql_without_value_or_default_names_the_widget() -> None:
     with pytest.raises(MagicError, match=r"getArgument\('day'\) in %sql: no widget or job parameter 'day'"):
-        _bind_parameters("SELECT getArgument('day')", {})
+        substitute_get_argument("SELECT getArgument('day')", {})

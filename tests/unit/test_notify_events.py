@@ -249,13 +249,13 @@ def test_email_rendering_names_job_run_task_result_error_duration_and_link() -> 
         "Message:  ValueError: bad <row> 7",
         "Started:  2023-11-14 22:13:20 UTC",
         "Duration: 2 min 05 s",
-        "Link:     https://sluice.example.com/#job/3/run/7",
+        "Link:     https://sluice.example.com/jobs/3/runs/7",
     ):
         assert expected in text, text
     html = render.email_html(FACTS, base)
     assert "bad &lt;row&gt; 7" in html
     assert "<row>" not in html
-    assert '<a href="https://sluice.example.com/#job/3/run/7">' in html
+    assert '<a href="https://sluice.example.com/jobs/3/runs/7">' in html
     assert "Link:     sluice runs get 7" in render.email_text(FACTS, None)
 
 
@@ -266,7 +266,7 @@ def test_webhook_payloads() -> None:
     generic = render.webhook_payload(FACTS, "http://h", notification_id="task:100:on_failure:webhook:d1")
     assert generic["event_type"] == "jobs.on_failure"
     assert generic["task"] == {"task_key": "silver", "task_run_id": 100, "attempt_number": 2}
-    assert generic["run"]["run_page_url"] == "http://h/#job/3/run/7"
+    assert generic["run"]["run_page_url"] == "http://h/jobs/3/runs/7"
     assert generic["state"]["result_state"] == "FAILED"
     assert generic["duration_ms"] == 125_000
 
@@ -280,6 +280,7 @@ def test_settings_from_env() -> None:
     with pytest.raises(Exception, match="SLUICE_SMTP_TLS='tls' is not one of none, starttls, ssl"):
         NotifySettings.from_env({"SLUICE_SMTP_TLS": "tls"})
     assert run_page_url(None, 1, 2) is None
+    assert run_page_url("http://x", None, 2) == "http://x/jobs/runs/2"  # a one-time run: no job
     assert [NotifySettings(backoff_base_ms=100, backoff_max_ms=500).backoff_ms(n) for n in (1, 2, 3, 4)] == [
         100,
         200,

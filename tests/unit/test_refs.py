@@ -255,6 +255,8 @@ def test_several_messages_in_one_text() -> None:
         ("{{backfill.iso_date}}", "2024-05-06"),
         ("{{ds}} {{foo.bar}} {{ job.id }}", "{{ds}} {{foo.bar}} 11"),
         ("{{{{job.id}}}}", "{{11}}"),
+        # Databricks resolves secret references only in cluster spark_conf / spark_env_vars: literal here
+        ("pw={{secrets/etl/password}}", "pw={{secrets/etl/password}}"),
     ],
 )
 def test_resolve(text: str, want: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from sluice.runtime import dbutils
 from sluice.runtime.fs import FileInfo, FsUtil
-from sluice.runtime.paths import DBFS, FILE, VOLUME, PathError, VolumeNotFound, resolve, to_local
+from sluice.runtime.paths import DBFS, FILE, VOLUME, PathError, VolumeNotFound, check_tree, resolve, to_local
 
 
 @pytest.fixture
@@ -235,3 +236,65 @@ def test_dbutils_fs_uses_sluice_home(home: Path, monkeypatch: pytest.MonkeyPatch
     dbutils.fs.put("/from-dbutils.txt", "ok", True)
     assert (home / "dbfs" / "from-dbutils.txt").read_text() == "ok"
     assert os.fspath(to_local("/from-dbutils.txt")) == os.fspath(home / "dbfs" / "from-dbutils.txt")
+
+
+# -- symbolic links leading outside a root: refused before anything is copied, moved or read ----------
+
+
+def _landing_with_a_leak(home: Path, tmp_path: Path) -> tuple[Path, Path]:
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("TOP SECRET\n")
+    folder = home / "volumes/main/raw/landing/batch"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "ok.csv").write_text("a\n1\n")
+    (folder / "sub" / "leak.csv").symlink_to(secret)
+    return folder, secret
+
+
+def test_recursive_cp_refuses_a_tree_with_a_link_leading_outside(
+    fs: FsUtil, home: Path, tmp_path: Path
+) -> None:
+    _folder, secret = _landing_with_a_leak(home, tmp_path)
+    with pytest.raises(
+        PathError,
+        match=re.escape(f"dbfs:/Volumes/main/raw/landing/batch/sub/leak.csv -> {secret}"),
+    ):
+        fs.cp("/Volumes/main/raw/landing/batch", "dbfs:/copy", recurse=True)
+    assert not (home / "dbfs" / "copy").exists(), "nothing was copied"
+    with pytest.raises(PathError, match="contains a symbolic link leading outside"):
+        fs.cp("/Volumes/main/raw/landing/batch", "/Volumes/main/raw/landing/again", recurse=True)
+    assert not (home / "volumes/main/raw/landing/again").exists()
+
+
+def test_mv_refuses_a_tree_with_a_link_leading_outside(fs: FsUtil, home: Path, tmp_path: Path) -> None:
+    folder, _secret = _landing_with_a_leak(home, tmp_path)
+    with pytest.raises(
+        PathError, match="contains a symbolic link leading outside dbfs:/Volumes/main/raw/landing"
+    ):
+        fs.mv("/Volumes/main/raw/landing/batch", "dbfs:/moved", recurse=True)
+    assert folder.is_dir(), "the source stays where it was"
+    assert not (home / "dbfs" / "moved").exists()
+
+
+def test_cp_of_a_single_link_leading_outside_is_refused(fs: FsUtil, home: Path, tmp_path: Path) -> None:
+    _folder, _ = _landing_with_a_leak(home, tmp_path)
+    with pytest.raises(PathError, match="leads outside"):
+        fs.cp("/Volumes/main/raw/landing/batch/sub/leak.csv", "dbfs:/x.csv")
+    assert not (home / "dbfs" / "x.csv").exists()
+
+
+def test_links_that_stay_inside_are_copied(fs: FsUtil, home: Path) -> None:
+    folder = home / "volumes/main/raw/landing/batch"
+    folder.mkdir(parents=True)
+    (folder / "ok.csv").write_text("a\n1\n")
+    (folder / "alias.csv").symlink_to(folder / "ok.csv")
+    assert fs.cp("/Volumes/main/raw/landing/batch", "/Volumes/main/raw/landing/copy", recurse=True)
+    assert (home / "volumes/main/raw/landing/copy/ok.csv").read_text() == "a\n1\n"
+
+
+def test_check_tree_finds_links_below_a_glob(home: Path, tmp_path: Path) -> None:
+    _landing_with_a_leak(home, tmp_path)
+    with pytest.raises(PathError, match=r"batch/sub/leak\.csv"):
+        check_tree(resolve("/Volumes/main/raw/landing/batch/*/*.csv", home))
+    check_tree(resolve("file:/etc", home))  # file: paths are the machine's, no root to leave

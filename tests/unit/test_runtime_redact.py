@@ -19,6 +19,7 @@ def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A registry of this test's own that installs no hook into pytest's streams."""
     monkeypatch.setattr(redact, "_values", set())
     monkeypatch.setattr(redact, "_pattern", None)
+    monkeypatch.setattr(redact, "_prefixes", ((), frozenset(), 0))
     monkeypatch.setattr(redact, "_ipython_installed", True)  # makes register() skip its auto-install
 
 
@@ -61,8 +62,63 @@ def test_message_contents_of_a_kernel_are_redacted_but_images_are_not() -> None:
     assert redact.redact_message_content("stream", {"name": "stdout", "text": "kernel-s3cret\n"})["text"] == (
         "[REDACTED]\n"
     )
+    widget = {"comm_id": "c1", "data": {"state": {"value": "kernel-s3cret", "n": 3}}}
+    shown = redact.redact_message_content("comm_msg", widget)["data"]
+    assert shown == {"state": {"value": "[REDACTED]", "n": 3}}
     status = {"execution_state": "kernel-s3cret"}
     assert redact.redact_message_content("status", status) is status
+
+
+def test_redaction_is_idempotent_and_covers_html_and_stripped_forms() -> None:
+    redact.register('a<b&"c\\d\n')
+    once = redact.redact('x a<b&"c\\d\n y a&lt;b&amp;&quot;c\\d y a<b&"c\\d.')
+    assert once == "x [REDACTED] y [REDACTED] y [REDACTED]."
+    assert redact.redact(once) == once
+
+
+def test_one_character_secrets_are_redacted_everywhere_but_whitespace_ones_are_not() -> None:
+    redact.register("E")
+    redact.register(" ")
+    assert redact.redact("ERROR: E") == "[REDACTED]RROR: [REDACTED]"
+    assert redact.redact(redact.redact("E")) == "[REDACTED]", "the replacement itself is never redacted again"
+    assert feed_all(["x [RED", "ACTED] E"]) == "x [REDACTED] [REDACTED]", "nor when it comes in pieces"
+
+
+def feed_all(pieces: list[str]) -> str:
+    stream = redact.StreamRedactor()
+    return "".join(stream.feed(p) for p in pieces) + stream.close()
+
+
+def test_a_stream_redactor_catches_a_secret_split_across_writes() -> None:
+    redact.register("hunter2")
+    assert feed_all(["pw=hun", "ter2!"]) == "pw=[REDACTED]!"
+    assert feed_all(list("pw=hunter2 and hunter2")) == "pw=[REDACTED] and [REDACTED]"
+    assert feed_all(["hunhun", "ter2"]) == "hun[REDACTED]", "a false start is shown once it cannot match"
+    assert feed_all(["hun", "ch"]) == "hunch"
+    stream = redact.StreamRedactor()
+    assert stream.feed("say hunt") == "say ", "a possible start is held back"
+    assert stream.pending
+    assert stream.close() == "hunt", "and shown as it is at the end"
+
+
+def test_a_stream_redactor_prefers_the_longer_secret_and_never_cuts_one() -> None:
+    redact.register("abcd")
+    redact.register("dxy")
+    redact.register("abc")
+    redact.register("abcdef")
+    assert feed_all(["abcd"]) == "[REDACTED]"
+    assert feed_all(["abcde", "f"]) == "[REDACTED]"
+    assert feed_all(["abcde", "g"]) == "[REDACTED]eg"
+    assert feed_all(["zz abc", "d", "xy"]) == "zz [REDACTED]xy"
+
+
+def test_task_values_are_redacted_inside_structures_keys_and_numbers() -> None:
+    redact.register("s3cr3t")
+    redact.register("4242")
+    value = {"s3cr3t": ["user:s3cr3t", 4242, 1, True, None, {"n": 142420}]}
+    assert redact.redact_value(value) == {
+        "[REDACTED]": ["user:[REDACTED]", "[REDACTED]", 1, True, None, {"n": "1[REDACTED]0"}]
+    }
 
 
 SCRIPT = """
@@ -81,6 +137,8 @@ logging.info("root logger plain-s3cret")
 named.info("named logger plain-s3cret")
 sys.stderr.write("stderr plain-s3cret\\n")
 print(type(sys.stdout).__name__, sys.stdout.encoding, sys.__stdout__ is sys.stdout)
+sys.stdout.write("split plain-s"); sys.stdout.flush(); sys.stdout.write("3cret\\n")
+sys.stdout.write("held plain-s3")  # a possible start of the secret: written at exit
 """
 
 
@@ -99,6 +157,8 @@ def test_install_streams_redacts_prints_writes_and_existing_logging_handlers(tmp
         "lines [REDACTED]",
         "named logger [REDACTED]",
         "RedactingStream utf-8 True",
+        "split [REDACTED]",
+        "held plain-s3",
     ]
     assert done.stderr.splitlines() == ["root logger [REDACTED]", "stderr [REDACTED]"]
 

@@ -77,3 +77,20 @@ def test_allow_local_git_sources_is_a_flag(tmp_path: Path) -> None:
         SluiceError, match=r"SLUICE_ALLOW_LOCAL_GIT_SOURCES='maybe' is not true or false; set it to true"
     ):
         Settings.from_env(environ={**env, "SLUICE_ALLOW_LOCAL_GIT_SOURCES": "maybe"})
+
+
+def test_limits_default_to_10_mib_and_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    env = {"SLUICE_HOME": str(tmp_path)}
+    s = Settings.from_env(environ=env)
+    assert (s.max_request_body_bytes, s.max_log_bytes) == (10 * 1024 * 1024, 10 * 1024 * 1024)
+    (tmp_path / "sluice.toml").write_text(
+        "[server]\nmax_request_body_bytes = 2048\n[tasks]\nmax_log_bytes = 0\n"
+    )
+    s = Settings.from_env(environ=env)
+    assert (s.max_request_body_bytes, s.max_log_bytes) == (2048, 0)
+    s = Settings.from_env(environ={**env, "SLUICE_MAX_LOG_BYTES": "65536"})
+    assert s.max_log_bytes == 65536
+    with pytest.raises(SluiceError, match="SLUICE_MAX_REQUEST_BODY_BYTES must be at least 1"):
+        Settings.from_env(environ={**env, "SLUICE_MAX_REQUEST_BODY_BYTES": "-3"})
+    with pytest.raises(SluiceError, match="SLUICE_MAX_LOG_BYTES must be 0 \\(no cap\\) or a number of bytes"):
+        Settings.from_env(environ={**env, "SLUICE_MAX_LOG_BYTES": "-1"})

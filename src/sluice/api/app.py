@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sluice import __version__
 from sluice.api import errors, jobs, runs, scim, tokens
 from sluice.api.deps import SharedStore, StoreDep, Stores, authenticate
+from sluice.api.guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from sluice.store import Store
 from sluice.store.workspace import workspace_id
 
@@ -27,11 +29,18 @@ def create_app(
     on_run_created: Callable[[], None] | None = None,
     auth: bool = True,
     allow_local_git_sources: bool = True,
+    base_url: str | None = None,
+    home: Path | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
 
     ``auth=False`` serves without tokens (tests of shapes only); ``sluice serve`` always authenticates.
     ``allow_local_git_sources=False`` refuses jobs whose ``git_source.git_url`` is a local path or file://.
+    ``base_url`` (the ``base_url`` setting) starts the links to run pages; without it, links use the URL
+    the request came to. The Jobs UI (:mod:`sluice.web`) is served at ``/``; its catalog and compute pages
+    need ``home`` (the ``home`` setting).
+    A request body over ``max_body_bytes`` answers 413 (:mod:`sluice.api.guard`).
     """
     if (store is None) == (stores is None):
         raise ValueError("create_app needs exactly one of store= or stores=")
@@ -45,6 +54,7 @@ def create_app(
             provider.close()
 
     app = FastAPI(
+        docs_url=None,  # sluice.web serves /docs from local files (no CDN)
         title="Sluice",
         version=__version__,
         summary="Databricks Jobs API 2.2 on your own machines.",
@@ -54,7 +64,10 @@ def create_app(
     app.state.on_run_created = on_run_created
     app.state.auth = auth
     app.state.allow_local_git_sources = allow_local_git_sources
+    app.state.base_url = base_url
+    app.state.home = home
     errors.install(app)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
 
     secured = [Depends(authenticate)]
     for version in ("2.2", "2.1"):
@@ -76,4 +89,7 @@ def create_app(
         # The workspace id is not a secret (Databricks shows it in every workspace URL).
         return {"oidc_endpoint": "", "workspace_id": str(workspace_id(store))}
 
+    from sluice import web
+
+    web.install(app)
     return app

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sluice.api import pages
 from sluice.api.deps import CallerDep, StoreDep, run_created
 from sluice.api.errors import bad_request
+from sluice.api.fields import CountQuery, Id, IdQuery
 from sluice.engine.clock import now_ms
 from sluice.engine.submit import run_now
 from sluice.errors import InvalidJobError
@@ -42,22 +43,22 @@ class _Request(BaseModel):
 
 
 class JobIdBody(_Request):
-    job_id: int
+    job_id: Id
 
 
 class UpdateBody(_Request):
-    job_id: int
+    job_id: Id
     new_settings: dict[str, Any] | None = None
     fields_to_remove: list[str] | None = None
 
 
 class ResetBody(_Request):
-    job_id: int
+    job_id: Id
     new_settings: dict[str, Any]
 
 
 class RunNowBody(_Request):
-    job_id: int
+    job_id: Id
     job_parameters: dict[str, str] | None = None
     idempotency_token: str | None = Field(default=None, min_length=1, max_length=64)
     only: list[str] | None = None
@@ -102,6 +103,41 @@ def _check_git_source(settings: dict[str, Any], request: Request) -> None:
         raise InvalidJobError(problems)
 
 
+def document_settings(doc: dict[str, Any]) -> None:
+    """Describe the JobSettings bodies (jobs/create, runs/submit, jobs/reset's ``new_settings``) in the
+    OpenAPI document ``doc`` with the models that validate them, instead of 'any object'."""
+    from sluice.spec.jobs import JobSettings
+
+    JobSettings.model_rebuild()
+    settings = JobSettings.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(settings.pop("$defs", {}))
+    schemas["JobSettings"] = settings
+    submit = copy.deepcopy(settings)
+    submit["title"] = "SubmitRun"
+    submit["description"] = "A one-time run: job settings, with run_name instead of name."
+    props = submit["properties"]
+    props.pop("name", None)
+    props["run_name"] = {"type": "string", "title": "Run Name"}
+    props["idempotency_token"] = {"type": "string", "minLength": 1, "maxLength": 64}
+    schemas["SubmitRun"] = submit
+
+    def body(path: str, schema: dict[str, Any]) -> None:
+        for version in ("2.2", "2.1"):
+            operation = doc.get("paths", {}).get(f"/api/{version}/{path}", {}).get("post")
+            if operation is not None:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": schema}},
+                }
+
+    body("jobs/create", {"$ref": "#/components/schemas/JobSettings"})
+    body("jobs/runs/submit", {"$ref": "#/components/schemas/SubmitRun"})
+    reset = schemas.get("ResetBody", {}).get("properties", {})
+    if "new_settings" in reset:
+        reset["new_settings"] = {"$ref": "#/components/schemas/JobSettings"}
+
+
 def job_json(job: JobRecord, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Job as jobs/get and jobs/list show it: ``run_as`` is write-only, read back as ``run_as_user_name``
     (the job's creator when it names nobody)."""
@@ -126,7 +162,7 @@ def create(
 
 
 @router.get("/jobs/get", summary="Get a job")
-def get(store: StoreDep, job_id: int, page_token: str | None = None) -> dict[str, Any]:
+def get(store: StoreDep, job_id: IdQuery, page_token: str | None = None) -> dict[str, Any]:
     job = store.get_job(job_id)
     doc = job_json(job, settings=copy.deepcopy(job.settings))
     paths = [("settings", a) for a in ("tasks", "job_clusters", "environments", "parameters")]
@@ -137,7 +173,7 @@ def get(store: StoreDep, job_id: int, page_token: str | None = None) -> dict[str
 def list_jobs(
     store: StoreDep,
     limit: Annotated[int, Query()] = 20,
-    offset: Annotated[int | None, Query()] = None,
+    offset: CountQuery = None,
     page_token: str | None = None,
     name: str | None = None,
     expand_tasks: bool = False,
@@ -193,9 +229,10 @@ def merge_settings(current: dict[str, Any], new: dict[str, Any], remove: list[st
     out = copy.deepcopy(current)
     for name, value in new.items():
         key = MERGED_ARRAYS.get(name)
-        if key is None or not isinstance(value, list):
+        if key is None or value is None:
             out[name] = copy.deepcopy(value)
             continue
+        _check_keyed(name, key, value)
         merged = list(out.get(name) or [])
         index = {e.get(key): i for i, e in enumerate(merged) if isinstance(e, dict)}
         for entry in value:
@@ -209,7 +246,7 @@ def merge_settings(current: dict[str, Any], new: dict[str, Any], remove: list[st
         array, sep, entry_key = field.partition("/")
         if sep and array in MERGED_ARRAYS:
             entries = out.get(array) or []
-            kept = [e for e in entries if e.get(MERGED_ARRAYS[array]) != entry_key]
+            kept = [e for e in entries if not isinstance(e, dict) or e.get(MERGED_ARRAYS[array]) != entry_key]
             if len(kept) == len(entries):
                 raise bad_request(f"fields_to_remove: '{field}' names no entry of {array} with that key.")
             out[array] = kept
@@ -221,6 +258,21 @@ def merge_settings(current: dict[str, Any], new: dict[str, Any], remove: list[st
         else:
             out.pop(field, None)
     return out
+
+
+def _check_keyed(name: str, key: str, value: object) -> None:
+    """400 unless ``new_settings.<name>`` is an array of objects, each with a string ``key``: the entries
+    ``jobs/update`` merges by that key."""
+    if not isinstance(value, list):
+        raise bad_request(f"new_settings.{name} must be an array of objects, got {type(value).__name__}.")
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise bad_request(f"new_settings.{name}[{i}] must be an object, got {type(entry).__name__}.")
+        if not isinstance(entry.get(key), str):
+            got = "nothing" if key not in entry else type(entry[key]).__name__
+            raise bad_request(
+                f"new_settings.{name}[{i}].{key} must be a string (the key jobs/update merges on), got {got}."
+            )
 
 
 @router.post("/jobs/update", summary="Update some of a job's settings")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluice.api.errors import bad_request
+from sluice.api.fields import INT64_MAX
 
 #: Elements of each large array that ``jobs/get`` and ``runs/get`` return per page (Jobs API 2.2).
 ARRAY_PAGE = 100
@@ -31,7 +32,7 @@ def decode(token: str, kinds: str) -> tuple[str, int]:
         raise bad_request(
             f"Invalid page_token '{token}': pass back a next_page_token or prev_page_token."
         ) from None
-    if kind not in kinds or value < 0:
+    if kind not in kinds or not 0 <= value <= INT64_MAX:
         raise bad_request(f"Invalid page_token '{token}': it belongs to another listing.")
     return kind, value
 

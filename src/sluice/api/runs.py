@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query, Request
 from sluice.api import pages
 from sluice.api.deps import CallerDep, StoreDep, run_created
 from sluice.api.errors import bad_request
+from sluice.api.fields import CountQuery, Id, IdQuery, OptionalIdQuery
 from sluice.api.jobs import LEGACY_PARAMS, _Request, validated
 from sluice.engine import submit
 from sluice.engine.clock import now_ms
@@ -22,6 +23,7 @@ from sluice.engine.output import run_output
 from sluice.engine.repair import repair_run
 from sluice.engine.view import for_each_run_json, run_json
 from sluice.errors import ConflictError, NotFoundError
+from sluice.notify.settings import run_page_url
 from sluice.states import LifeCycleState, RunType
 from sluice.store import Store
 from sluice.store.listing import runs_page, task_runs_of
@@ -38,20 +40,20 @@ _RUN_ARRAYS = [("tasks",), ("job_parameters",), ("repair_history",), ("job_clust
 
 
 class RunIdBody(_Request):
-    run_id: int
+    run_id: Id
 
 
 class CancelAllBody(_Request):
-    job_id: int | None = None
+    job_id: Id | None = None
     all_queued_runs: bool = False
 
 
 class RepairBody(_Request):
-    run_id: int
+    run_id: Id
     rerun_tasks: list[str] | None = None
     rerun_all_failed_tasks: bool = False
     rerun_dependent_tasks: bool = False
-    latest_repair_id: int | None = None
+    latest_repair_id: Id | None = None
     job_parameters: dict[str, str] | None = None
     notebook_params: dict[str, str] | None = None
     python_params: list[str] | None = None
@@ -80,8 +82,9 @@ def submit_run(
 
 @router.get("/jobs/runs/get", summary="Get a run")
 def get_run(
+    request: Request,
     store: StoreDep,
-    run_id: int,
+    run_id: IdQuery,
     include_history: bool = False,
     include_resolved_values: bool = False,
     page_token: str | None = None,
@@ -98,24 +101,27 @@ def get_run(
     else:
         repairs = store.list_repairs(run_id) if include_history and run.repair_count else []
         doc = run_json(run, store.list_task_runs(run_id), repairs=repairs, include_history=include_history)
-    if not include_resolved_values:
-        for entry in [doc, *doc.get("tasks", []), *doc.get("iterations", [])]:
+    base = request.app.state.base_url or str(request.base_url).rstrip("/")
+    job_id = doc.get("job_id")
+    for entry in [doc, *doc.get("tasks", []), *doc.get("iterations", [])]:
+        if not include_resolved_values:
             entry.pop("resolved_values", None)
+        entry["run_page_url"] = run_page_url(base, job_id, int(entry["run_id"]))
     return pages.page_arrays(doc, _RUN_ARRAYS, page_token)
 
 
 @router.get("/jobs/runs/list", summary="List runs, newest first")
 def list_runs(  # noqa: PLR0913, PLR0917 - the runs/list query parameters, as FastAPI passes them
     store: StoreDep,
-    job_id: int | None = None,
+    job_id: OptionalIdQuery = None,
     active_only: bool = False,
     completed_only: bool = False,
-    offset: int | None = None,
+    offset: CountQuery = None,
     limit: int = 20,
     run_type: RunType | None = None,
     expand_tasks: bool = False,
-    start_time_from: int | None = None,
-    start_time_to: int | None = None,
+    start_time_from: CountQuery = None,
+    start_time_to: CountQuery = None,
     page_token: str | None = None,
 ) -> dict[str, Any]:
     if not 0 <= limit <= MAX_RUNS_LIMIT:
@@ -214,14 +220,14 @@ def repair(request: Request, store: StoreDep, body: RepairBody) -> dict[str, Any
 
 
 @router.get("/jobs/runs/get-output", summary="Get a task run's output")
-def get_output(store: StoreDep, run_id: int) -> dict[str, Any]:
+def get_output(store: StoreDep, run_id: IdQuery) -> dict[str, Any]:
     return run_output(store, run_id)
 
 
 @router.get("/jobs/runs/export", summary="Export a run's notebook result pages")
 def export(
     store: StoreDep,
-    run_id: int,
+    run_id: IdQuery,
     views_to_export: Annotated[str, Query(pattern="^(CODE|DASHBOARDS|ALL)$")] = "CODE",
 ) -> dict[str, Any]:
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import Field
 
 from sluice.api.deps import CallerDep, StoreDep
 from sluice.api.errors import RESOURCE_DOES_NOT_EXIST, ApiError
@@ -18,7 +19,8 @@ router = APIRouter(tags=["tokens"])
 
 class CreateBody(_Request):
     comment: str = ""
-    lifetime_seconds: int | None = None
+    #: At most 10**15 s (31 million years): the expiry time, in epoch ms, must fit in 64 bits.
+    lifetime_seconds: int | None = Field(default=None, le=10**15)
 
 
 class DeleteBody(_Request):
@@ -39,7 +41,11 @@ def list_tokens(store: StoreDep) -> dict[str, Any]:
     return {"token_infos": [t.json() for t in tokens.list_tokens(store)]}
 
 
-@router.post("/token/delete", summary="Revoke an API token")
+@router.post(
+    "/token/delete",
+    summary="Revoke an API token",
+    responses={404: {"description": "RESOURCE_DOES_NOT_EXIST: no token has that id."}},
+)
 def delete(store: StoreDep, body: DeleteBody) -> dict[str, Any]:
     try:
         tokens.revoke_token(store, body.token_id, now=now_ms())

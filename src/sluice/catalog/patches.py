@@ -32,11 +32,26 @@ def local_path(path: str) -> str:
     return str(to_local(path))
 
 
-def _local_paths(path: Any) -> Any:
+def local_read_path(path: str) -> str:
+    """:func:`local_path` for a read: a DBFS or volume directory may hold no link leading outside.
+
+    Sail lists and reads the files itself and would follow such a link: refused here, naming the link.
+    """
+    if not isinstance(path, str) or not path.startswith(_MAPPED_PREFIXES):
+        return path
+    from sluice.runtime.paths import check_tree, resolve
+
+    resolved = resolve(path)
+    check_tree(resolved)
+    return str(resolved.local)
+
+
+def _local_paths(path: Any, *, read: bool = False) -> Any:
+    mapped = local_read_path if read else local_path
     if isinstance(path, str):
-        return local_path(path)
+        return mapped(path)
     if isinstance(path, list | tuple):
-        return [local_path(p) for p in path]
+        return [mapped(p) for p in path]
     return path
 
 
@@ -78,7 +93,7 @@ def install(catalog_factory: Callable[[], CatalogStore]) -> None:
     original_sql = SparkSession.sql
 
     def load(self: Any, path: Any = None, format: Any = None, schema: Any = None, **options: Any) -> Any:
-        return original_load(self, _local_paths(path), format, schema, **options)
+        return original_load(self, _local_paths(path, read=True), format, schema, **options)
 
     def save(
         self: Any,

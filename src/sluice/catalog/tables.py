@@ -50,3 +50,10 @@ def _type_name(data_type: Any) -> str:
 
 def version(location: str) -> int:
     return int(_table(location).version())
+
+
+def first_rows(location: str, limit: int = 100) -> tuple[list[str], list[dict[str, Any]]]:
+    """The column names and the first ``limit`` rows of the table's current version (for the Jobs UI)."""
+    dataset = _table(location).to_pyarrow_dataset()
+    rows = dataset.head(limit)
+    return list(rows.schema.names), rows.to_pylist()

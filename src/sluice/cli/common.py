@@ -95,17 +95,20 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+def print_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    whole: Sequence[str] = (),
+) -> None:
+    """A table on the terminal; the ``whole`` columns wrap instead of being cut with an ellipsis."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")  # long names wrap, whole, instead of ending in "…"
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
-    for row in cells:
-        table.add_row(*row)
-    # Piped or captured output has no terminal width: make the table as wide as its content needs.
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    needed = sum(widths) + 3 * len(columns) + 1
-    Console(width=None if sys.stdout.isatty() else max(80, needed)).print(table)
+        table.add_column(column, overflow="fold" if column in whole else "ellipsis")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)

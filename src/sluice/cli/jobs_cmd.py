@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -114,17 +115,27 @@ def list_jobs(
     if output is Output.json:
         print_json({"jobs": docs} if docs else {})
         return
-    print_table(
-        ["job_id", "name", "tasks", "source"],
-        [
+    from sluice.engine.clock import now_ms
+    from sluice.triggers import trigger_words
+
+    now = now_ms()
+    rows = []
+    for d in docs:
+        words, next_fire, paused = trigger_words(d["settings"], now)
+        rows.append(
             (
                 d["job_id"],
                 d["settings"].get("name", ""),
                 len(d["settings"].get("tasks", [])),
+                f"{words} (paused)" if paused else words,
+                next_fire,
                 sources.get(d["job_id"], ""),
             )
-            for d in docs
-        ],
+        )
+    print_table(
+        ["job_id", "name", "tasks", "trigger", "next run", "source"],
+        rows,
+        whole=["name", "trigger", "next run"],
     )
 
 
@@ -142,6 +153,46 @@ def get_job(job_id: JobIdArg, profile: ProfileOpt = None) -> None:
         finally:
             store.close()
     print_json(_job_json(job))
+
+
+class GraphFormat(StrEnum):
+    text = "text"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+@app.command("graph")
+def graph(
+    job_id: JobIdArg,
+    fmt: Annotated[
+        GraphFormat,
+        typer.Option("--format", "-f", help="text (an indented tree, default), dot (Graphviz) or mermaid."),
+    ] = GraphFormat.text,
+    profile: ProfileOpt = None,
+) -> None:
+    """Print a job's task graph: dependencies, condition outcomes, for-each and run-job tasks marked.
+
+    `sluice jobs graph 3 --format dot | dot -Tsvg > job.svg` draws it with Graphviz.
+    """
+    from sluice import taskgraph
+
+    with errors_to_exit_codes():
+        client = remote.connect(profile)
+        if client is not None:
+            settings = client.get_job(job_id).get("settings", {})
+        else:
+            store = open_store(load_settings())
+            try:
+                settings = store.get_job(job_id).settings
+            finally:
+                store.close()
+    tasks = settings.get("tasks", [])
+    if fmt is GraphFormat.dot:
+        typer.echo(taskgraph.dot(tasks, str(settings.get("name") or f"job {job_id}")))
+    elif fmt is GraphFormat.mermaid:
+        typer.echo(taskgraph.mermaid(tasks))
+    else:
+        typer.echo(taskgraph.text_tree(tasks))
 
 
 @app.command("create")

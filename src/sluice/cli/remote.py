@@ -295,12 +295,21 @@ class Client:
         query = {"run_id": task_run_id, "views_to_export": "CODE"}
         return list(self.call("GET", "jobs/runs/export", query=query).get("views", []))
 
-    def wait(self, run_id: int, *, on_interrupt: Callable[[], None] | None = None) -> dict[str, Any]:
-        """Poll ``runs/get`` until the run has ended; the first Ctrl-C calls ``on_interrupt`` (cancel)."""
+    def wait(
+        self,
+        run_id: int,
+        *,
+        on_interrupt: Callable[[], None] | None = None,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll ``runs/get`` until the run has ended; the first Ctrl-C calls ``on_interrupt`` (cancel);
+        ``on_poll`` sees each state on the way (a live table)."""
         interrupted = False
         while True:
             try:
                 doc = self.get_run(run_id)
+                if on_poll is not None:
+                    on_poll(doc)
                 if doc["state"]["life_cycle_state"] in _TERMINAL:
                     return doc
                 time.sleep(POLL_S)

@@ -49,19 +49,26 @@ def drive_in_background() -> None:
 
 def wait_and_report(run_id: int, output: Output) -> int:
     """Drive ``run_id`` here (it must be PENDING or QUEUED and undriven) and print its result."""
+    from contextlib import nullcontext
+
     from sluice.cli.main import _report, interruptible
+    from sluice.cli.progress import LiveProgress
     from sluice.engine.clock import now_ms
     from sluice.engine.local import LocalRunner
 
     settings = load_settings()
     store = open_store(settings)
+    # A live table of the tasks on a terminal (stderr: it goes away at the end, stdout keeps the result).
+    listener = LiveProgress() if sys.stderr.isatty() else None
     try:
-        with LocalRunner(store, home=settings.home, parallelism=settings.parallelism) as runner:
+        with LocalRunner(
+            store, home=settings.home, parallelism=settings.parallelism, listener=listener
+        ) as runner:
             run = store.get_run(run_id)
             if store.take_over_run(
                 run_id, expected_driver=run.driver, driver=str(runner.driver_id), now=now_ms()
             ):
-                with interruptible(runner.driver):
+                with interruptible(runner.driver), listener or nullcontext():
                     runner.drive([store.get_run(run_id)])
         _wait_terminal(store, run_id)
         return _report(store, run_id, output)
@@ -83,15 +90,23 @@ def wait_remote(client: remote.Client, run_id: int, output: Output) -> int:
         typer.echo(f"Canceling run {run_id} on the server (interrupt again to stop waiting).", err=True)
         client.cancel_run(run_id)
 
-    return print_run(client.wait(run_id, on_interrupt=cancel), output)
+    if not sys.stderr.isatty():
+        return print_run(client.wait(run_id, on_interrupt=cancel), output)
+    from rich.console import Console
+    from rich.live import Live
+
+    with Live(console=Console(stderr=True), transient=True, refresh_per_second=4) as live:
+
+        def show(doc: dict[str, Any]) -> None:
+            live.update(_live_table(doc))
+
+        done = client.wait(run_id, on_interrupt=cancel, on_poll=show)
+    return print_run(done, output)
 
 
-def print_run(doc: dict[str, Any], output: Output) -> int:
-    """Print a Run document (a server's ``runs/get``) as json or as the task table; its exit code."""
-    state = doc["state"]
-    if output is Output.json:
-        print_json(doc)
-        return exit_code_for(state.get("result_state"))
+def _task_rows(doc: dict[str, Any], now: int | None = None) -> list[tuple[Any, ...]]:
+    """``(task, task run id, attempt, result, duration, message)`` of each attempt in a Run document, in
+    task order; with ``now``, a running attempt's duration so far."""
     first: dict[str, int] = {}
     for entry in doc.get("tasks", []):
         first.setdefault(entry["task_key"], len(first))
@@ -101,7 +116,7 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
     ):
         outcome = (t.get("condition_task") or {}).get("outcome")
         message = t["state"].get("state_message") or (f"outcome: {outcome}" if outcome else "")
-        start, end = t.get("start_time") or 0, t.get("end_time") or 0
+        start, end = t.get("start_time") or 0, t.get("end_time") or now or 0
         rows.append(
             (
                 t["task_key"],
@@ -112,6 +127,31 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
                 message[:100],
             )
         )
+    return rows
+
+
+def _live_table(doc: dict[str, Any]) -> Any:
+    """The run's tasks as a rich Table, redrawn at each poll of a remote run."""
+    from rich.table import Table
+
+    from sluice.engine.clock import now_ms
+
+    state = doc["state"]
+    table = Table(title=f"run {doc['run_id']}: {state['life_cycle_state']}", title_justify="left")
+    for column in ("task", "task_run_id", "attempt", "state", "duration", "message"):
+        table.add_column(column)
+    for row in _task_rows(doc, now_ms()):
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def print_run(doc: dict[str, Any], output: Output) -> int:
+    """Print a Run document (a server's ``runs/get``) as json or as the task table; its exit code."""
+    state = doc["state"]
+    if output is Output.json:
+        print_json(doc)
+        return exit_code_for(state.get("result_state"))
+    rows = _task_rows(doc)
     result = state.get("result_state") or state["life_cycle_state"]
     print_table(
         ["task", "task_run_id", "attempt", "result", "duration", "message"],
@@ -125,15 +165,6 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
         f"sluice runs logs {doc['run_id']} --task TASK)"
     )
     return exit_code_for(state.get("result_state"))
-
-
-def _local_time(ms: int | None) -> str:
-    """``2026-12-06 21:45:07`` in the machine's time zone, or "" for a run not started."""
-    if not ms:
-        return ""
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
 
 
 @app.command("list")
@@ -161,23 +192,35 @@ def list_runs(
     if output is Output.json:
         print_json({"runs": docs} if docs else {})
         return
+    from datetime import UTC, datetime
+
+    from sluice.engine.clock import now_ms
+
+    now = now_ms()
+
+    def started(ms: int | None) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else ""
+
+    def took(start: int | None, end: int | None) -> str:  # a running run: so far
+        return f"{((end or now) - start) / 1000:.1f}s" if start else ""
+
+    columns = ["run_id", "job_id", "name", "trigger", "state", "result", "started (UTC)", "duration"]
     print_table(
-        ["run_id", "job_id", "name", "start_time", "trigger", "state", "result", "duration"],
+        columns,
         [
             (
                 d["run_id"],
                 d.get("job_id"),
                 d.get("run_name"),
-                _local_time(d.get("start_time")),
                 d.get("trigger"),
                 d["state"]["life_cycle_state"],
                 d["state"].get("result_state") or "",
-                f"{(d['end_time'] - d['start_time']) / 1000:.1f}s"
-                if d.get("end_time") and d.get("start_time")
-                else "",
+                started(d.get("start_time")),
+                took(d.get("start_time"), d.get("end_time")),
             )
             for d in docs
         ],
+        whole=columns,  # on a narrow terminal cells wrap: nothing is cut
     )
 
 

@@ -33,6 +33,7 @@ from typing import Literal
 
 from sluice.errors import SluiceError
 from sluice.executors import PROCESS_TAG_ENV
+from sluice.executors.containment import detached_marker
 
 Engine = Literal["sail", "spark"]
 ENGINES: tuple[str, ...] = ("sail", "spark")
@@ -187,7 +188,8 @@ def start_server(
     in_main = threading.current_thread() is threading.main_thread()
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     if detached:  # it outlives its starter: never killed as one of the starter's task processes
-        child_env.pop(PROCESS_TAG_ENV, None)
+        tag = child_env.pop(PROCESS_TAG_ENV, None)
+        child_env.update(detached_marker(tag))  # the one sanctioned way out of a task's containment
     with log.open("ab") as log_file:
         proc = subprocess.Popen(
             argv,

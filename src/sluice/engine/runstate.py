@@ -482,4 +482,9 @@ def base_dir_of(store: Store, run: RunRecord) -> Path:
             source = None
         if source:
             return Path(source).parent
+    elif run.parent_run_id is not None:  # a dbutils.notebook.run child: its parent's (and so its root)
+        try:
+            return base_dir_of(store, store.get_run(run.parent_run_id))
+        except SluiceError:
+            pass
     return Path.cwd()

@@ -6,6 +6,8 @@ with a clear message, never a silent success.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 from sluice import params
 from sluice.engine.plan import TaskPlan
-from sluice.executors import LaunchSpec, TaskKind
+from sluice.executors import WORKSPACE_ROOT_ENV, LaunchSpec, TaskKind
 from sluice.states import Source
 
 #: Task types parsed and validated but not run by this version, and what to do instead.
@@ -53,6 +55,38 @@ class LaunchInputs:
 
 
 def prepare(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
+    prepared = _prepare(task, inputs)
+    if prepared.spec is None:
+        return prepared
+    env = {**prepared.spec.env, WORKSPACE_ROOT_ENV: str(workspace_root(prepared.spec, inputs))}
+    return dataclasses.replace(prepared, spec=dataclasses.replace(prepared.spec, env=env))
+
+
+def workspace_root(spec: LaunchSpec, inputs: LaunchInputs) -> Path:
+    """The directory ``%run`` and ``dbutils.notebook.run`` may open notebooks in (docs/guide/notebooks.md).
+
+    The git checkout for a task whose file comes from it; otherwise the job's base directory (the bundle
+    root, or the job file's directory); a task whose file lies outside both (an absolute path) gets the
+    git work tree holding its file (a ``dbutils.notebook.run`` child of a git task), else its file's own
+    directory.
+    """
+    target = Path(spec.target) if spec.kind is not TaskKind.PYTHON_WHEEL else Path(spec.cwd) / "_"
+    real = os.path.realpath(target)
+    for root in (inputs.repo_dir, inputs.base_dir):
+        if root is not None and _inside(real, os.path.realpath(root)):
+            return Path(os.path.realpath(root))
+    folder = Path(real).parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _prepare(task: TaskPlan, inputs: LaunchInputs) -> Prepared:
     kind = task.task_type
     if kind == "spark_python_task":
         return _spark_python(task, inputs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,16 +77,19 @@ def run_notebook(
     context: TaskContext, path: str, timeout_seconds: int, arguments: Mapping[str, str] | None
 ) -> str:
     """Start ``path`` as a child run of the calling task and return its exit value (task side)."""
-    from sluice.notebooks.source import NotebookSourceError, resolve_notebook_path
+    from sluice.notebooks.source import NotebookSourceError, resolve_notebook_path, workspace_root_from_env
     from sluice.settings import Settings
     from sluice.store import Store
 
     if timeout_seconds < 0:
         raise ValueError(f"timeout_seconds must be 0 (no timeout) or more, not {timeout_seconds}")
     try:
-        notebook = resolve_notebook_path(_caller_dir(), path)
+        notebook = resolve_notebook_path(_caller_dir(), path, root=workspace_root_from_env())
     except NotebookSourceError as exc:
         raise WorkflowException(f"dbutils.notebook.run: {exc}") from None
+    redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret
+    if redaction is not None and arguments:  # the child's parameters are stored: a secret goes redacted
+        arguments = {redaction.redact(str(k)): redaction.redact(str(v)) for k, v in arguments.items()}
     settings = Settings.from_env()
     with Store.open(settings.database_url, settings.home) as store:
         parent = store.get_run(context.job_run_id)

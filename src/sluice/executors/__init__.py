@@ -21,6 +21,9 @@ DEFAULT_KILL_GRACE = 5.0
 #: Environment variable whose value marks every process of one attempt (``<executor token>.<attempt id>``);
 #: processes that left the attempt's process group are found by it and killed.
 PROCESS_TAG_ENV = "SLUICE_PROCESS_TAG"
+#: Environment variable naming the directory ``%run`` and ``dbutils.notebook.run`` may open notebooks in
+#: (the git checkout or the job's base directory; docs/guide/notebooks.md).
+WORKSPACE_ROOT_ENV = "SLUICE_WORKSPACE_ROOT"
 #: Width of the attempt id in the tag (zero-padded); the zygote carries this placeholder instead.
 TAG_WIDTH = 20
 TAG_PLACEHOLDER = "-" * TAG_WIDTH

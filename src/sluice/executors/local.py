@@ -63,6 +63,8 @@ class LocalExecutor:
         self._sock: socket.socket | None = None
         self._poller: select.poll | None = None
         self._token = ""
+        #: The zygote's cgroup v2 directory (one sub-cgroup per task process), None without cgroups.
+        self._cgroup: str | None = None
         self._buf = b""
         self._events: list[Exited] = []
         self._live: dict[int, int] = {}  # attempt id -> pid
@@ -81,6 +83,7 @@ class LocalExecutor:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._token = secrets.token_hex(8)
+        self._cgroup = None
         env = dict(os.environ)
         env[PROCESS_TAG_ENV] = f"{self._token}.{TAG_PLACEHOLDER}"
         try:
@@ -113,6 +116,11 @@ class LocalExecutor:
     def token(self) -> str:
         """The marker of this executor's processes (``SLUICE_PROCESS_TAG=<token>.<attempt id>``)."""
         return self._token
+
+    @property
+    def cgroup(self) -> str | None:
+        """The zygote's cgroup v2 directory (a sub-cgroup per task process), None without cgroups."""
+        return self._cgroup
 
     @property
     def zygote_pid(self) -> int | None:
@@ -311,6 +319,8 @@ class LocalExecutor:
                     timed_out=bool(msg.get("timed_out", False)),
                 )
             )
+        elif ev == "ready":
+            self._cgroup = msg.get("cgroup")
         elif ev == "spare":
             self._spare = int(msg["pid"])
         elif ev in ("started", "failed"):
@@ -348,6 +358,8 @@ class LocalExecutor:
             self._events.append(Exited(attempt_id, pid, -int(signal.SIGKILL), killed=False))
         if self._token:
             _kill_tagged(self._token)
+        if self._cgroup:
+            _remove_cgroup(self._cgroup)  # what its tasks left, wherever they went
         self._stop_zygote(time.monotonic() + CLOSE_MARGIN)
 
     def _stop_zygote(self, deadline: float) -> None:
@@ -380,6 +392,15 @@ def _write_launch_error(attempt_dir: str, error: str) -> None:
         os.makedirs(attempt_dir, exist_ok=True)
         with open(os.path.join(attempt_dir, "error.json"), "w", encoding="utf-8") as f:
             json.dump({"error": f"could not start the task process: {error}", "error_trace": ""}, f)
+
+
+def _remove_cgroup(path: str) -> None:
+    """Kill everything in a lost zygote's cgroup and remove it (waits a little for the killed to exit)."""
+    from sluice.executors.containment import remove_cgroup
+
+    deadline = time.monotonic() + CLOSE_MARGIN
+    while not remove_cgroup(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def _kill_tagged(token: str) -> None:

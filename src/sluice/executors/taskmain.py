@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib.machinery import SourceFileLoader
 from typing import Any, NoReturn, cast
 
-from sluice.executors import PROCESS_TAG_ENV, TAG_WIDTH
+from sluice.executors import PROCESS_TAG_ENV, TAG_WIDTH, caplog
 from sluice.runtime import hooks
 
 ERROR_FILE = "error.json"
@@ -52,6 +52,8 @@ def preload() -> None:
     """Imports the zygote does once so that a failing task does not pay for them."""
     import linecache  # noqa: F401 - warmed for tracebacks in children
     import traceback  # noqa: F401 - warmed for tracebacks in children
+
+    caplog.max_log_bytes()  # read the log cap once here: every task forked from now on inherits it
 
 
 def warm_up() -> None:
@@ -166,15 +168,18 @@ def _redirect_stdio(attempt_dir: str) -> None:
             log = os.open(path, flags, 0o644)
         os.dup2(log, fd)
         os.close(log)
-    sys.stdout = _text_stream(1)
-    sys.stderr = _text_stream(2)
+    sys.stdout = _text_stream(1, os.path.join(attempt_dir, STDOUT_FILE))
+    sys.stderr = _text_stream(2, os.path.join(attempt_dir, STDERR_FILE))
     setattr(sys, "__stdout__", sys.stdout)  # noqa: B010 - typeshed marks it Final; code restores from it
     setattr(sys, "__stderr__", sys.stderr)  # noqa: B010 - same
 
 
-def _text_stream(fd: int) -> io.TextIOWrapper:
-    """Line-buffered UTF-8 text on ``fd``: one write per line, nothing lost but a half-printed line."""
-    raw = io.FileIO(fd, "w", closefd=False)
+def _text_stream(fd: int, log: str | None = None) -> io.TextIOWrapper:
+    """Line-buffered UTF-8 text on ``fd``: one write per line, nothing lost but a half-printed line.
+
+    ``log``: the path of the log file ``fd`` writes, which keeps its tail (:mod:`sluice.executors.caplog`).
+    """
+    raw = io.FileIO(fd, "w", closefd=False) if log is None else caplog.capped_stream(fd, log)
     return io.TextIOWrapper(
         io.BufferedWriter(raw), encoding="utf-8", errors="backslashreplace", line_buffering=True
     )
@@ -391,6 +396,11 @@ def _exit(code: int) -> NoReturn:
         if threading is not None:
             threading._shutdown()  # private, as the interpreter's own exit uses it: joins non-daemon threads
         atexit._run_exitfuncs()
+        _release_redacted_streams()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        caplog.finish()
         _close_open_files()
     except BaseException as exc:  # an exit path must exit
         _write_stderr(f"sluice: error while the task process was exiting: {exc!r}\n")
@@ -398,6 +408,14 @@ def _exit(code: int) -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     os._exit(code & 0xFF)
+
+
+def _release_redacted_streams() -> None:
+    """Text the stream redactor held back (a possible start of a secret) is written now, redacted."""
+    redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret
+    if redaction is not None:
+        redaction.finish()
+        redaction.drain_fds()
 
 
 def _close_open_files() -> None:

@@ -12,10 +12,12 @@ What it guarantees (DESIGN decision 1):
 - every attempt is its own session and process group (``setsid`` in the child);
 - when an attempt's leader exits, its group is SIGKILLed *before* the leader is reaped (``waitid`` with
   ``WNOWAIT`` keeps the zombie, so the group id cannot be reused in between);
-- processes that left the group (``setsid``, double fork) are found by the marker every task process
-  carries in its environment (``SLUICE_PROCESS_TAG=<token>.<attempt id>``, see :func:`find_tagged`) and
-  killed on kill, after exit and on close; the zygote is a child subreaper, so such orphans are its
-  children and it reaps them;
+- processes that left the group (``setsid``, double fork, a scrubbed environment) are contained
+  (:mod:`sluice.executors.containment`): every task process is in a cgroup v2 of its own where the host
+  allows it (killed through ``cgroup.kill``), and is a child subreaper, so its orphaned descendants stay
+  below it; once it is gone they are the zygote's children (the zygote is a subreaper too), and every
+  child of the zygote that is not a task or the spare is killed. The marker every task process carries in
+  its environment (``SLUICE_PROCESS_TAG=<token>.<attempt id>``, see :func:`find_tagged`) is a third net;
 - when the control plane dies (EOF on the socket, or ``PR_SET_PDEATHSIG``), every attempt is SIGKILLed,
   stragglers are swept, and the zygote exits. Task leaders get SIGKILL if the zygote itself dies.
 """
@@ -34,6 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from sluice.executors import DEFAULT_KILL_GRACE, PROCESS_TAG_ENV, TAG_PLACEHOLDER, TAG_WIDTH
+from sluice.executors.containment import Cgroups, is_detached, kill_strays, signal_tree
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -43,6 +46,8 @@ _SWEEP_DELAY = 0.02
 #: Attempts older than this may have seen the pid counter wrap: their sweeps read every process.
 _LONG_ATTEMPT = 0.5
 _REAP_ALL_TIMEOUT = 3.0
+#: A killed task's cgroup is removed once its last process exited: retried this often until then.
+_CGROUP_RETRY = 0.2
 #: Spares start a notebook kernel ahead while one of this many last launches was a notebook task.
 _NOTEBOOK_MEMORY = 4
 #: A message on a spare's pipe that is not a task: start a notebook kernel ahead (notebooks are expected).
@@ -198,6 +203,9 @@ class Zygote:
         self.token = token
         self.parent_pid = parent_pid
         self.libc = _Libc(token)
+        self.cgroups: Cgroups | None = None
+        #: Pids of task processes and spares whose cgroups are still to be removed.
+        self.to_uncgroup: set[int] = set()
         self.attempts: dict[int, _Attempt] = {}  # by pid
         self.pids: dict[int, int] = {}  # attempt id -> pid
         self.to_sweep: dict[int, tuple[int, float]] = {}  # attempt id -> (leader pid, start time)
@@ -225,6 +233,7 @@ class Zygote:
 
     def install(self) -> None:
         self.libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        self.cgroups = Cgroups.probe(self.token)
         signal.signal(signal.SIGCHLD, _noop)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -235,7 +244,8 @@ class Zygote:
             self.stopping = True  # the parent died before we could ask to be told
         self.sel.register(self.sock, selectors.EVENT_READ)
         self.sel.register(self._wake_r, selectors.EVENT_READ)
-        self._send({"ev": "ready", "pid": os.getpid()})
+        cgroup = self.cgroups.base if self.cgroups is not None else None
+        self._send({"ev": "ready", "pid": os.getpid(), "cgroup": cgroup})
 
     def _on_term(self, _sig: int, _frame: object) -> None:
         self.stopping = True
@@ -356,11 +366,16 @@ class Zygote:
         return pid
 
     def _become_child(self, zygote_pid: int, old_mask: Iterable[int]) -> None:
-        """In the forked child: own session, die with the zygote, default signals, no zygote fds."""
+        """In the forked child: own session and cgroup, subreaper of its descendants, die with the zygote,
+        default signals, no zygote fds."""
         os.setsid()
         self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != zygote_pid:
             os._exit(1)  # the zygote died between fork and prctl
+        # Orphans of our descendants become our children, not the zygote's (not inherited by our children).
+        self.libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        if self.cgroups is not None:
+            self.cgroups.enter()  # if that fails, the subreaper still holds the descendants
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
@@ -484,14 +499,28 @@ class Zygote:
         att.timed_out = att.timed_out or timed_out
         att.timeout_at = None
         if grace <= 0:
-            _signal_group(pid, signal.SIGKILL)
-            kill_tagged(self.token, [attempt_id], signal.SIGKILL)
+            self._signal_attempt(att, signal.SIGKILL)
             return
         if first:
-            _signal_group(pid, signal.SIGTERM)
-            kill_tagged(self.token, [attempt_id], signal.SIGTERM)
+            self._signal_attempt(att, signal.SIGTERM)
         kill_at = time.monotonic() + grace
         att.kill_at = kill_at if att.kill_at is None else min(att.kill_at, kill_at)
+
+    def _signal_attempt(self, att: _Attempt, sig: int) -> None:
+        """``sig`` to every process of a running attempt: its cgroup, its group, its tree, its tagged ones."""
+        if self.cgroups is not None:
+            if sig == signal.SIGKILL:
+                self.cgroups.kill(att.pid, spare=self._detached)
+            else:
+                self.cgroups.signal(att.pid, sig, spare=self._detached)
+        _signal_group(att.pid, sig)
+        # The leader is their subreaper: every descendant is below it.
+        signal_tree(att.pid, sig, spare=self._detached)
+        kill_tagged(self.token, [att.attempt_id], sig)
+
+    def _detached(self, pid: int) -> bool:
+        """A job-cluster server a task started: it outlives the task (``containment.DETACHED_ENV``)."""
+        return is_detached(pid, self.token)
 
     def _reap(self) -> None:
         while True:
@@ -510,6 +539,9 @@ class Zygote:
                 # The leader is a zombie: its pid still names the group, SIGKILL whatever is left in it.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
+            if self.cgroups is not None and (att is not None or pid in self.to_uncgroup):
+                self.cgroups.kill(pid, spare=self._detached)
+                self.to_uncgroup.add(pid)
             try:
                 _, status = os.waitpid(pid, 0)
             except ChildProcessError:
@@ -523,6 +555,9 @@ class Zygote:
         pid, self.spare_pid, self.spare_w = self.spare_pid, 0, -1
         if pid > 0:
             _signal_group(pid, signal.SIGKILL)
+            if self.cgroups is not None:
+                self.cgroups.kill(pid)
+                self.to_uncgroup.add(pid)
 
     def _exited(self, att: _Attempt, returncode: int) -> None:
         del self.pids[att.attempt_id]
@@ -546,17 +581,39 @@ class Zygote:
                 self._kill(att.attempt_id, DEFAULT_KILL_GRACE, timed_out=True)
             if att.kill_at is not None and now >= att.kill_at:
                 att.kill_at = None
-                _signal_group(att.pid, signal.SIGKILL)
-                kill_tagged(self.token, [att.attempt_id], signal.SIGKILL)
+                self._signal_attempt(att, signal.SIGKILL)
         if self.closing_at is not None and now >= self.closing_at:
             self.closing_at = None
             for att in self.attempts.values():
-                _signal_group(att.pid, signal.SIGKILL)
+                self._signal_attempt(att, signal.SIGKILL)
         if self.sweep_at is not None and now >= self.sweep_at:
             self.sweep_at = None
             done, self.to_sweep = self.to_sweep, {}
-            floor = _sweep_floor(done.values(), now)
-            kill_tagged(self.token, done, signal.SIGKILL, above_pid=floor)
+            if done:
+                floor = _sweep_floor(done.values(), now)
+                kill_tagged(self.token, done, signal.SIGKILL, above_pid=floor)
+                # What the ended attempts left is now ours (their leaders were its subreapers): kill it.
+                kill_strays(os.getpid(), self._known(), above_pid=floor, spare=self._detached)
+            self._remove_cgroups()
+
+    def _known(self) -> set[int]:
+        """The zygote's children that are not strays: running task leaders and the spare."""
+        known = set(self.attempts)
+        if self.spare_pid > 0:
+            known.add(self.spare_pid)
+        return known
+
+    def _remove_cgroups(self) -> None:
+        """Remove the cgroups of exited task processes; those not empty yet are tried at the next sweep."""
+        if self.cgroups is None:
+            return
+        for pid in list(self.to_uncgroup):
+            if pid in self.attempts or pid == self.spare_pid:
+                continue
+            if self.cgroups.remove(pid):
+                self.to_uncgroup.discard(pid)
+        if self.to_uncgroup and self.sweep_at is None:
+            self.sweep_at = time.monotonic() + _CGROUP_RETRY
 
     # -- closing --------------------------------------------------------------------------------------
 
@@ -572,7 +629,7 @@ class Zygote:
         self._drop_spare()
         for att in self.attempts.values():
             att.killed = True
-            _signal_group(att.pid, signal.SIGKILL)
+            self._signal_attempt(att, signal.SIGKILL)
         kill_tagged(self.token, None, signal.SIGKILL)
         deadline = time.monotonic() + _REAP_ALL_TIMEOUT
         while self.attempts and time.monotonic() < deadline:
@@ -580,7 +637,10 @@ class Zygote:
             if self.attempts:
                 time.sleep(0.002)
         kill_tagged(self.token, None, signal.SIGKILL)
+        kill_strays(os.getpid(), ())
         _reap_orphans(deadline)
+        while self.cgroups is not None and not self.cgroups.close() and time.monotonic() < deadline:
+            time.sleep(0.002)
         if graceful:
             self._send({"ev": "closed"})
 

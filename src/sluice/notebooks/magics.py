@@ -157,7 +157,6 @@ def _display(shell: InteractiveShell, value: object) -> None:
 
 # -------------------------------------------------------------------------------------------------- %sql
 
-_PARAM_MARKER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LEGACY_SUBST = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
 
 
@@ -221,14 +220,9 @@ def _get_argument(match: re.Match[str], values: Mapping[str, str]) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _bind_parameters(statement: str, values: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    """``getArgument('name')`` and legacy ``${name}`` text substitution, and the ``:name`` markers to bind as
-    ``args``."""
-    text = _GET_ARGUMENT.sub(lambda m: _get_argument(m, values), statement)
-    text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), text)
-    outside_quotes = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", "", text)
-    wanted = {m.group(1) for m in _PARAM_MARKER.finditer(outside_quotes)}
-    return text, {name: values[name] for name in wanted if name in values}
+def substitute_get_argument(statement: str, values: Mapping[str, str]) -> str:
+    """``getArgument('name')`` / ``getArgument('name', 'default')`` replaced by string literals."""
+    return _GET_ARGUMENT.sub(lambda m: _get_argument(m, values), statement)
 
 
 def legacy_names(statement: str, values: Mapping[str, str]) -> list[str]:
@@ -267,12 +261,21 @@ def run_sql(shell: InteractiveShell, query: str) -> None:
             f"{where} is a %sql cell, which runs through spark.sql(...) and needs the compute engine: "
             f"{reason}"
         )
+    from sluice.sqltask import SqlTaskError, run_statement
+
     values = _widget_values(shell)
+    fix = "define a widget of that name or pass it as a task or job parameter"
     result: Any = None
     for statement in statements:
         _note_legacy(legacy_names(statement, values), where)
-        text, args = _bind_parameters(statement, values)
-        result = spark.sql(text, args=args) if args else spark.sql(text)
+        text = substitute_get_argument(statement, values)
+        text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+        # Commands (INSERT, UPDATE, DELETE, MERGE ...) take no args on Sail: sql_task's binding inlines
+        # their values as safe literals; queries get them as named parameters.
+        try:
+            result = run_statement(spark, text, values, fix=fix)
+        except SqlTaskError as exc:
+            raise MagicError(f"{where}: {exc}") from None
     if result is not None:
         _display(shell, result)
 
@@ -376,11 +379,12 @@ def run_notebook_inline(shell: InteractiveShell, line: str) -> None:
         parse_run_magic,
         read_notebook,
         resolve_notebook_path,
+        workspace_root_from_env,
     )
 
     try:
         command = parse_run_magic(f"%run {line}")
-        path = resolve_notebook_path(_state.folder, command.path)
+        path = resolve_notebook_path(_state.folder, command.path, root=workspace_root_from_env())
         notebook = read_notebook(path)
     except NotebookSourceError as exc:
         raise NotebookRunError(f"{current_cell_label(shell)}: {exc}") from None

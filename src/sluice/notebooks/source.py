@@ -361,11 +361,21 @@ def check_run_cells(cells: Sequence[Cell]) -> dict[int, RunCommand]:
 # ----------------------------------------------------------------------------------------- files and paths
 
 
-def resolve_notebook_path(base_dir: Path, path: str) -> Path:
+def workspace_root_from_env() -> Path | None:
+    """The root a task may open notebooks in (``SLUICE_WORKSPACE_ROOT``, set by the engine), if any."""
+    from sluice.executors import WORKSPACE_ROOT_ENV
+
+    value = os.environ.get(WORKSPACE_ROOT_ENV)
+    return Path(value) if value else None
+
+
+def resolve_notebook_path(base_dir: Path, path: str, *, root: Path | None = None) -> Path:
     """The notebook file a Databricks path names: as given, then with each of :data:`NOTEBOOK_EXTENSIONS`.
 
     Relative paths (``./x``, ``../x``, ``x``) are relative to ``base_dir`` (the calling notebook's
-    folder); absolute paths are used as they are. The first existing file wins.
+    folder); absolute paths are used as they are. The first existing file wins. With ``root``, the path
+    and the file it names (symbolic links followed) must lie inside ``root``: anything else is refused
+    with an error naming the path and the root, before the file is looked at.
     """
     if not path.strip():
         raise NotebookSourceError(
@@ -373,15 +383,33 @@ def resolve_notebook_path(base_dir: Path, path: str) -> Path:
         )
     given = Path(path) if os.path.isabs(path) else base_dir / path
     given = Path(os.path.normpath(given))
+    if root is not None:
+        _check_inside_root(path, given, root)
     candidates = [given, *(given.with_name(given.name + ext) for ext in NOTEBOOK_EXTENSIONS)]
     for candidate in candidates:
         if candidate.is_file():
+            if root is not None:
+                _check_inside_root(path, Path(os.path.realpath(candidate)), root)
             return candidate
     tried = ", ".join(str(c) for c in candidates)
     raise NotebookSourceError(
         f"notebook {path!r} not found (relative to {base_dir}); tried: {tried}. "
         "Check the path; Databricks paths leave out the extension"
     )
+
+
+def _check_inside_root(path: str, local: Path, root: Path) -> None:
+    real_root = os.path.realpath(root)
+    where = os.path.normpath(local)
+    if where != real_root and not where.startswith(real_root.rstrip(os.sep) + os.sep):
+        # Compare the lexical path against the real root too (a root reached through a link).
+        lexical_root = os.path.normpath(root)
+        if not (where == lexical_root or where.startswith(lexical_root.rstrip(os.sep) + os.sep)):
+            raise NotebookSourceError(
+                f"notebook path {path!r} leads to {where}, outside the workspace root {real_root}; "
+                "a notebook can only run notebooks inside its job's root (the bundle or job file's "
+                "directory, or the git checkout): move the notebook inside it"
+            )
 
 
 def read_notebook(path: Path) -> Notebook:

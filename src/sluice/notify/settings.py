@@ -36,7 +36,7 @@ class NotifySettings:
     smtp_tls: TlsMode = "none"
     smtp_from: str = "sluice@localhost"
     smtp_ca_file: str | None = None
-    #: ``https://sluice.example.com``: run links are ``{base_url}/#job/{job_id}/run/{run_id}``.
+    #: ``https://sluice.example.com``: run links are ``{base_url}/jobs/{job_id}/runs/{run_id}``.
     base_url: str | None = None
     #: Seconds one SMTP or HTTP delivery may take (connect, send, answer).
     timeout_s: float = 10.0
@@ -84,10 +84,16 @@ class NotifySettings:
         )
 
 
+def run_page_path(job_id: int | None, run_id: int) -> str:
+    """The Jobs UI's path of a run or task run (Databricks' own shape): ``/jobs/{job_id}/runs/{run_id}``;
+    ``/jobs/runs/{run_id}`` for a one-time run, which belongs to no job."""
+    if job_id is None:
+        return f"/jobs/runs/{run_id}"
+    return f"/jobs/{job_id}/runs/{run_id}"
+
+
 def run_page_url(base_url: str | None, job_id: int | None, run_id: int) -> str | None:
-    """The link to a run (the Databricks ``run_page_url`` shape), None without a base URL."""
+    """The link to a run's page in the Jobs UI (the Databricks ``run_page_url``), None without a base URL."""
     if not base_url:
         return None
-    if job_id is None:
-        return f"{base_url}/#run/{run_id}"
-    return f"{base_url}/#job/{job_id}/run/{run_id}"
+    return base_url + run_page_path(job_id, run_id)

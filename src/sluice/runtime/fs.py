@@ -15,7 +15,7 @@ import os
 import shutil
 from collections import namedtuple
 
-from sluice.runtime.paths import DBFS, VOLUME, PathError, Resolved, home_from_env, resolve
+from sluice.runtime.paths import DBFS, VOLUME, PathError, Resolved, check_tree, home_from_env, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -157,6 +157,8 @@ class FsUtil:
             raise IsADirectoryError(f"Cannot move directory {source.uri} without recurse=True")
         if not source.local.exists():
             raise FileNotFoundError(f"File {source.uri} does not exist.")
+        if source.local.is_dir():
+            check_tree(source)  # moving would carry a link leading outside the root to the target
         destination = _destination(source, target)
         if source.local.is_dir() and destination.exists():
             _copy(source, target, recurse=True, verb="mv")
@@ -244,6 +246,7 @@ def _copy(source: Resolved, target: Resolved, recurse: bool, verb: str) -> None:
     if local.is_dir():
         if not recurse:
             raise IsADirectoryError(f"Cannot {verb} directory {source.uri} without recurse=True")
+        check_tree(source)  # a link leading outside the root is refused before anything is copied
         target_real = os.path.realpath(target.local)
         source_real = os.path.realpath(local)
         if target_real == source_real or target_real.startswith(source_real + os.sep):

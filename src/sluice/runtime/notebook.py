@@ -17,6 +17,7 @@ control plane has the value even if the process dies right after. Outside a job 
 from __future__ import annotations
 
 import os
+import sys
 
 from sluice.runtime.context import current_context, write_json_atomic
 
@@ -69,7 +70,9 @@ class NotebookUtil:
         text = value if isinstance(value, str) else str(value)  # Databricks records strings only
         context = current_context()
         if context is not None:
-            result, truncated = truncate_result(text)
+            redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret
+            shown = redaction.redact(text) if redaction is not None else text  # runs/get-output shows it
+            result, truncated = truncate_result(shown)
             os.makedirs(context.attempt_dir, exist_ok=True)
             write_json_atomic(
                 os.path.join(context.attempt_dir, NOTEBOOK_EXIT_FILE),

@@ -221,6 +221,39 @@ def _check_inside(resolved: Resolved) -> None:
         )
 
 
+def check_tree(resolved: Resolved) -> None:
+    """No symbolic link in the directory tree at a DBFS or volume path leads outside its root.
+
+    For a directory (or a glob pattern: the deepest existing directory above it), every symbolic link in
+    the tree is resolved; one leading outside raises :class:`PathError` naming the link, its target and
+    the root. Used before Spark reads a directory and before ``dbutils.fs`` copies or moves one: those
+    would follow the link (Spark) or carry it elsewhere (``cp``/``mv``). ``file:`` paths have no root.
+    """
+    if resolved.kind == FILE:
+        return
+    top = resolved.local
+    if any(ch in str(top) for ch in "*?[{"):
+        while top != resolved.root and (any(ch in top.name for ch in "*?[{") or not top.is_dir()):
+            top = top.parent
+    if top.is_symlink() or not top.is_dir():
+        return  # a file (or a link to one) was checked by resolve()
+    root = os.path.realpath(resolved.root)
+    inside = root.rstrip(os.sep) + os.sep
+    for folder, dirs, files in os.walk(top):
+        for name in (*dirs, *files):
+            entry = os.path.join(folder, name)
+            if not os.path.islink(entry):
+                continue
+            real = os.path.realpath(entry)
+            if real != root and not real.startswith(inside):
+                shown = resolved.uri_root.rstrip("/") + "/" + os.path.relpath(entry, resolved.root)
+                raise PathError(
+                    f"path '{resolved.path}' contains a symbolic link leading outside {resolved.uri_root}: "
+                    f"{shown} -> {real}; Sluice keeps DBFS and volume paths inside their root, so remove "
+                    f"the link or copy the file into the volume"
+                )
+
+
 def to_local(
     path: str | os.PathLike[str],
     home: Path | str | None = None,

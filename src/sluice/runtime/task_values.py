@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from sluice.runtime.context import TASK_VALUES_FILE, current_context, write_json_atomic
 
@@ -62,7 +63,11 @@ class TaskValues:
         context = current_context()
         if context is None:
             return  # outside a job there is nobody to hand the value to (databricks-sdk does the same)
-        _persist(context, key, json.loads(text))
+        value = json.loads(text)
+        redaction = sys.modules.get("sluice.runtime.redact")  # loaded once the task read a secret
+        if redaction is not None:  # a value holding a secret is stored, and handed on, redacted
+            value = redaction.redact_value(value)
+        _persist(context, redaction.redact(key) if redaction is not None else key, value)
 
     def get(self, taskKey: str, key: str, default: Any = None, debugValue: Any = None) -> Any:
         """The value ``key`` set by upstream task ``taskKey``; ``default`` when it was not set.

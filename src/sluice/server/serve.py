@@ -87,7 +87,7 @@ def task_api_url(url: str) -> str:
 
 def banner(url: str) -> None:
     sys.stdout.write(
-        f"Sluice is serving the Jobs API at {url}  (OpenAPI: {url}/docs, health: {url}/health)\n"
+        f"Sluice is serving the Jobs UI at {url}/jobs  (API docs: {url}/docs, health: {url}/health)\n"
         "Create a token:   sluice tokens create --comment my-laptop\n"
         f"Use it:           DATABRICKS_HOST={url} DATABRICKS_TOKEN=dapi... python -c "
         "'from databricks.sdk import WorkspaceClient; print(list(WorkspaceClient().jobs.list()))'\n"
@@ -114,6 +114,9 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         stores=ThreadStores(settings.database_url, settings.home),
         on_run_created=orchestrator.wake,
         allow_local_git_sources=settings.allow_local_git_sources,
+        base_url=settings.base_url,
+        home=settings.home,
+        max_body_bytes=settings.max_request_body_bytes,
     )
     config = uvicorn.Config(
         app,
@@ -134,6 +137,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         hits.append(signum)
         server.should_exit = True
+        app.state.stopping = True  # open event streams of the Jobs UI end, so they do not hold the exit
         orchestrator.stop()
         if len(hits) > 1:
             server.force_exit = True

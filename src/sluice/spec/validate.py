@@ -30,6 +30,8 @@ __all__ = ["load_and_validate", "problems_from_validation_error", "validate", "v
 _NO_VARS: Mapping[str, str] = MappingProxyType({})
 #: Inline for-each input arrays are limited to this many characters (task-value references allow more).
 MAX_INLINE_FOR_EACH_INPUTS = 10_000
+#: A job has at most this many tasks (Databricks refuses more on create, reset and update).
+MAX_TASKS = 1000
 #: Task fields whose text is prose, not a place where ``{{...}}`` references are resolved.
 _NOT_REFERENCE_FIELDS = frozenset({"task_key", "description", "depends_on"})
 
@@ -75,6 +77,7 @@ def validate_settings(
     server without ``allow_local_git_sources``).
     """
     c = _Checker(settings, file, job)
+    c.task_count()
     c.task_keys()
     c.dependencies()
     c.cycle()
@@ -113,6 +116,15 @@ class _Checker:
         self.problems.append(Problem(message, file=self.file, job=self.job, task=task, field=field))
 
     # -- the task graph -----------------------------------------------------------------------------------
+
+    def task_count(self) -> None:
+        count = len(self.settings.tasks)
+        if count > MAX_TASKS:
+            self.add(
+                f"the job has {count} tasks; a job may have at most {MAX_TASKS} tasks (Databricks' limit): "
+                "split it into jobs that run each other with run_job_task, or use a for_each_task",
+                field="tasks",
+            )
 
     def task_keys(self) -> None:
         first: dict[str, int] = {}

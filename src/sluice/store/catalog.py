@@ -17,9 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sluice.errors import ConflictError, InvalidRequestError, NotFoundError
 from sluice.store import db as _db
+
+if TYPE_CHECKING:
+    from sluice.store.store import Store
 
 DEFAULT_CATALOG = "workspace"
 DEFAULT_SCHEMA = "default"
@@ -112,6 +116,11 @@ class CatalogStore:
     def open(cls, url: str | None, home: Path) -> CatalogStore:
         """Open the store's database (``url`` None: SQLite in ``home``), as ``Store.open`` does."""
         return cls(_db.connect(url, home), home)
+
+    @classmethod
+    def of(cls, store: Store, home: Path) -> CatalogStore:
+        """The catalog in an open Store's database, sharing its connection (closing the Store closes it)."""
+        return cls(store._db, home)
 
     def close(self) -> None:
         self._db.close()

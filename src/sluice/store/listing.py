@@ -7,6 +7,7 @@ Filters use the indexes of ``runs`` (``job_id, run_id``; ``state``) and the prim
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sluice.states import LifeCycleState
@@ -16,15 +17,26 @@ from sluice.store.store import _JOB_SELECT, _NOT_TERMINAL, _RUNS, _TASK_RUNS, _T
 
 
 def jobs_page(
-    store: Store, *, limit: int, after: int | None = None, before: int | None = None, name: str | None = None
+    store: Store,
+    *,
+    limit: int,
+    after: int | None = None,
+    before: int | None = None,
+    name: str | None = None,
+    name_contains: str | None = None,
 ) -> tuple[list[JobRecord], bool]:
     """Up to ``limit`` jobs with id > ``after`` (or the last ``limit`` with id < ``before``), ascending,
-    and whether more exist in the direction of travel."""
+    and whether more exist in the direction of travel; ``name`` matches whole names, ``name_contains`` any
+    part of them (both ignore case)."""
     conditions: list[str] = []
     params: dict[str, Any] = {"limit": limit + 1}
     if name is not None:
         conditions.append("name_lower = :name_lower")
         params["name_lower"] = name.lower()
+    if name_contains:
+        escaped = name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append("name_lower LIKE :name_like ESCAPE '\\'")
+        params["name_like"] = f"%{escaped}%"
     if after is not None:
         conditions.append("job_id > :after")
         params["after"] = after
@@ -126,4 +138,34 @@ def task_runs_of(store: Store, run_ids: list[int]) -> dict[int, list[TaskRunReco
     for row in rows:
         tr = _TASK_RUNS.decode(row)
         out[tr.job_run_id].append(tr)
+    return out
+
+
+@dataclass(frozen=True)
+class TaskRunState:
+    """The few columns of a task run a grid of runs shows (no JSON to decode)."""
+
+    run_id: int
+    job_run_id: int
+    task_key: str
+    state: str
+    result_state: str | None
+    start_time: int
+    end_time: int
+    parent_task_run_id: int | None
+
+
+_STATES_SELECT = (
+    "SELECT run_id, job_run_id, task_key, state, result_state, start_time, end_time, parent_task_run_id "
+    "FROM task_runs WHERE job_run_id {ids:run_ids} AND parent_task_run_id IS NULL"
+)
+
+
+def task_run_states(store: Store, run_ids: list[int]) -> dict[int, list[TaskRunState]]:
+    """The task runs (for-each iterations left out) of several job runs, states and times only:
+    ``{job run id: [task runs]}``, in no particular order."""
+    out: dict[int, list[TaskRunState]] = {run_id: [] for run_id in run_ids}
+    if run_ids:
+        for row in store._all(_STATES_SELECT, {"run_ids": store._db.dialect.ids(run_ids)}):
+            out[row[1]].append(TaskRunState(*row))
     return out
