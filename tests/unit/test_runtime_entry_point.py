@@ -55,7 +55,6 @@ def test_the_context_of_a_job_task(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert ctx.currentRunId().get().id() == 42
     assert ctx.jobId().get() == "7"
     assert ctx.apiUrl().isEmpty()
-    assert ctx.apiToken().get() == "dapi-secret"
     doc = json.loads(ctx.toJson())
     assert doc["currentRunId"] == {"id": 42}
     assert doc["tags"] == {
@@ -123,3 +122,17 @@ def test_without_the_hooks_pyspark_has_no_dbutils(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "No module named 'pyspark.dbutils'" in done.stderr
+
+
+def test_the_api_token_is_redacted_once_read(tmp_path: Path) -> None:
+    code = (
+        "from sluice.runtime import dbutils\n"
+        "ctx = dbutils.notebook.entry_point.getDbutils().notebook().getContext()\n"
+        "token = ctx.apiToken().get()\n"
+        "print(token, len(token))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env.update(DATABRICKS_TOKEN="dapi0123456789abcdef", SLUICE_HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[REDACTED] 20\n"

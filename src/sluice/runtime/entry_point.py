@@ -15,7 +15,7 @@ What each field is in Sluice (from the task's context, ``docs/protocol.md``):
 - ``apiUrl()`` / ``apiToken()``: ``DATABRICKS_HOST`` / ``DATABRICKS_TOKEN`` of the task's environment,
   else empty. Under ``sluice serve`` the driver sets them: the server's URL and a token of the run, revoked
   when the run ends (``sluice.engine.driver``); ``sluice run`` has no API server, so there they are empty
-  unless the task's environment has them;
+  unless the task's environment has them; once read, the token is redacted from the task's output;
 - ``toJson()``: Databricks' shape: ``{"rootRunId", "currentRunId": {"id"}, "tags": {...},
   "extraContext": {"notebook_path", "api_url", "api_token": "[REDACTED]"}, "credentialKeys"}``.
 
@@ -193,6 +193,11 @@ class NotebookContext:
         return Option(self._api_url)
 
     def apiToken(self) -> Option:
+        """The token; printed, it shows as ``[REDACTED]`` (as on Databricks)."""
+        if self._api_token is not None:
+            from sluice.runtime import redact
+
+            redact.register(self._api_token)
         return Option(self._api_token)
 
     def currentRunId(self) -> Option:
