@@ -97,7 +97,7 @@ def prepare_shell(shell: InteractiveShell) -> None:
     from sluice.runtime import dbutils, hooks
     from sluice.runtime.widgets import getArgument
 
-    hooks.install()  # SparkSession.builder, databricks.sdk.runtime and pyspark.dbutils: the notebook's
+    hooks.install()  # SparkSession.builder, databricks.sdk.runtime, pyspark.dbutils: the notebook's objects
     namespace = shell.user_ns
     namespace["dbutils"] = dbutils
     namespace["getArgument"] = getArgument
