@@ -47,6 +47,8 @@ from pyspark.sql import SparkSession
 
 spark = SparkSession.builder.appName("jvm-script").getOrCreate()
 assert SparkSession.getActiveSession() is spark
+# the run's job cluster through Spark Connect, not a classic local JVM session of the script's own
+assert type(spark).__module__ == "pyspark.sql.connect.session", type(spark)
 java = spark.sql("SELECT java_method('java.lang.System', 'getProperty', 'java.version') AS v").first()["v"]
 with open(sys.argv[1], "w") as out:
     out.write(java)
