@@ -16,6 +16,8 @@ the environment and, only when a config file is named (``SLUICE_CONFIG`` or ``--
   465 with ssl; From sluice@localhost; CA file: a PEM bundle trusted besides the system's).
 - ``SLUICE_BASE_URL``, ``[server] base_url`` (none): where users reach ``sluice serve``, for links to runs
   in notifications.
+- ``SLUICE_GIT_TIMEOUT``, ``git_timeout`` (300): seconds a run's ``git_source`` checkout may take before it
+  is stopped and its run fails.
 
 Environment variables win over the file; command-line options win over both.
 """
@@ -35,6 +37,7 @@ T = TypeVar("T")
 CONFIG_FILE_NAME = "sluice.toml"
 DEFAULT_SERVER_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8080
+DEFAULT_GIT_TIMEOUT = 300
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
 _SMTP_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 
@@ -65,6 +68,8 @@ class Settings:
     base_url: str | None = None
     #: The TOML file these settings were read from, None when there was none.
     config_file: Path | None = None
+    #: Seconds a git_source checkout may take (it runs in a process of its own, killed at this deadline).
+    git_timeout: int = DEFAULT_GIT_TIMEOUT
 
     @staticmethod
     def from_env(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +85,11 @@ class Settings:
         port = r.get("SLUICE_SERVER_PORT", ("server", "port"), int, DEFAULT_SERVER_PORT)
         if not 0 <= port <= 65535:
             raise SluiceError(f"{r.source('SLUICE_SERVER_PORT', ('server', 'port'))} must be 0..65535")
+        git_timeout = r.get("SLUICE_GIT_TIMEOUT", ("git_timeout",), int, DEFAULT_GIT_TIMEOUT)
+        if git_timeout < 1:
+            raise SluiceError(
+                f"{r.source('SLUICE_GIT_TIMEOUT', ('git_timeout',))} must be at least 1 (seconds)"
+            )
         return Settings(
             home=home,
             database_url=r.get("SLUICE_DATABASE_URL", ("database_url",), str, None) or None,
@@ -89,6 +99,7 @@ class Settings:
             smtp=_smtp(r),
             base_url=(r.get("SLUICE_BASE_URL", ("server", "base_url"), str, "") or "").rstrip("/") or None,
             config_file=path,
+            git_timeout=git_timeout,
         )
 
 

@@ -64,3 +64,15 @@ def test_a_named_file_must_exist_and_be_valid(tmp_path: Path) -> None:
         Settings.from_env(environ={**env, "SLUICE_PARALLELISM": "x"})
     with pytest.raises(SluiceError, match="SLUICE_SMTP_TLS='tls' is not one of none, starttls, ssl"):
         Settings.from_env(environ={**env, "SLUICE_SMTP_TLS": "tls"})
+
+
+def test_git_timeout_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    assert Settings.from_env(environ={"SLUICE_HOME": str(tmp_path)}).git_timeout == 300
+    (tmp_path / "sluice.toml").write_text("git_timeout = 45\n")
+    assert Settings.from_env(environ={"SLUICE_HOME": str(tmp_path)}).git_timeout == 45
+    env = {"SLUICE_HOME": str(tmp_path), "SLUICE_GIT_TIMEOUT": "7"}
+    assert Settings.from_env(environ=env).git_timeout == 7
+    with pytest.raises(SluiceError, match="SLUICE_GIT_TIMEOUT must be at least 1"):
+        Settings.from_env(environ={**env, "SLUICE_GIT_TIMEOUT": "0"})
+    with pytest.raises(SluiceError, match=r"SLUICE_GIT_TIMEOUT='soon' is not a whole number"):
+        Settings.from_env(environ={**env, "SLUICE_GIT_TIMEOUT": "soon"})

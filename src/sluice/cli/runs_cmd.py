@@ -55,7 +55,9 @@ def wait_and_report(run_id: int, output: Output) -> int:
     settings = load_settings()
     store = open_store(settings)
     try:
-        with LocalRunner(store, home=settings.home, parallelism=settings.parallelism) as runner:
+        with LocalRunner(
+            store, home=settings.home, parallelism=settings.parallelism, git_timeout=settings.git_timeout
+        ) as runner:
             run = store.get_run(run_id)
             if store.take_over_run(
                 run_id, expected_driver=run.driver, driver=str(runner.driver_id), now=now_ms()
@@ -448,7 +450,9 @@ def reconcile(
         settings = load_settings()
         store = open_store(settings)
         try:
-            with LocalRunner(store, home=settings.home, parallelism=settings.parallelism) as runner:
+            with LocalRunner(
+                store, home=settings.home, parallelism=settings.parallelism, git_timeout=settings.git_timeout
+            ) as runner:
                 runner.adopt_orphans()
                 adopted = runner.driver.run_ids
                 if not quiet:
