@@ -9,6 +9,7 @@ stands for a replica on another host, which judges the first one's liveness by i
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import threading
@@ -101,6 +102,17 @@ def serve_on_other_host(ws: Workspace, token: str, monkeypatch: pytest.MonkeyPat
     with monkeypatch.context() as patch:
         patch.setattr(helpers, "CLI", (*OTHER_HOST, *helpers.CLI))
         return start_server(ws, token)
+
+
+def processes_naming(text: str) -> list[int]:
+    """Live processes whose command line contains ``text``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+    return found
 
 
 def stored_run(ws: Workspace, run_id: int) -> RunRecord:
@@ -213,6 +225,7 @@ def test_a_hanging_git_remote_fails_only_its_run(
     assert f"claimed runs [{hung}" not in replica_log
     assert f"claimed runs [{busy}" not in replica_log
     assert not (ws.home / "runs" / str(hung) / "repo").exists(), "the half-written checkout is removed"
+    wait_for(lambda: not processes_naming(remote.url), timeout=30, what="git's processes to end")
 
 
 def test_sluice_run_stops_a_hanging_checkout_at_the_configured_timeout(
@@ -226,6 +239,23 @@ def test_sluice_run_stops_a_hanging_checkout_at_the_configured_timeout(
     assert done.run.result_state == "FAILED"
     assert f"could not check out tag 'v1' of {remote.url} within 2 s" in done.run.state_message
     assert remote.conns, "git reached the remote"
+
+
+def test_canceling_a_run_stops_its_hanging_checkout(ws: Workspace, token: str, remote: HangingRemote) -> None:
+    server = serve_with(ws, token)  # the default limit, 300 s: the cancel must not wait for it
+    w = server.client()
+    job_id = w.jobs.create(
+        name="hung",
+        tasks=[py("step", ws.dir / "ok.py")],
+        git_source=jobs.GitSource(git_url=remote.url, git_provider=jobs.GitProvider.GIT_HUB, git_tag="v1"),
+    ).job_id
+    assert job_id is not None
+    run_id = w.jobs.run_now(job_id=job_id).run_id
+    wait_for(lambda: bool(remote.conns), timeout=60, what="git to connect to the hanging remote")
+    w.jobs.cancel_run(run_id=run_id)
+    assert result_of(ended(server, run_id)) == ("TERMINATED", "CANCELED")
+    wait_for(lambda: not processes_naming(remote.url), timeout=30, what="git's processes to end")
+    assert not (ws.home / "runs" / str(run_id) / "repo").exists()
 
 
 # ------------------------------------------------------------------------ a job deleted under its runs

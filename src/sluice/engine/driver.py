@@ -355,11 +355,16 @@ class Driver:
         for run, base_dir, repo_dir, error, canceled in done:
             self._load(run, base_dir, repo_dir, error, canceled=canceled)
 
-    def close(self) -> None:
-        """Stop checkouts in flight (their runs stay in the store, adopted by the next driver)."""
+    def close(self, *, kill_tasks: bool = False) -> None:
+        """Stop checkouts in flight (their runs stay in the store, adopted by the next driver), and with
+        ``kill_tasks`` the task processes this driver started (SIGKILL): whoever adopts the runs next
+        then never starts an attempt while the one it replaces still runs."""
         for checkout, _, _ in self._checkouts.values():
             checkout.kill()
         self._checkouts.clear()
+        if kill_tasks:
+            for attempt_id in self._running:
+                self.executor.kill(attempt_id, grace=0)
 
     def _fail_unstarted(self, state: RunState, message: str, code: str, now: int) -> None:
         """The run cannot start (no checkout, unresolvable job parameters): no task runs."""
@@ -424,8 +429,9 @@ class Driver:
             self._start_ready(now)
             self._heartbeat(now)
             for state in list(self.runs.values()):
-                with self._guard(state.run_id):
-                    self._settle(state, now)
+                if not state.finished and len(state.results) >= len(state.tasks):  # else a no-op
+                    with self._guard(state.run_id):
+                        self._settle(state, now)
             claimed = self._claim_queued(now) if self._queued and now >= self._next_queue_poll else []
             if self._queued:
                 self._next_queue_poll = now + CANCEL_POLL_MS

@@ -200,7 +200,7 @@ class LocalRunner:
         """Replace the driver (its memory may be inconsistent after an error) and adopt again every active
         run this process drove: as after a crash, attempts that were running fail and retry by policy
         (their processes are killed first). The executor and the compute sessions are kept. Run ids."""
-        self.driver.close()
+        self.driver.close(kill_tasks=True)
         self.driver = self._new_driver(self.driver.compute)
         ours = [r for r in self.store.active_runs() if r.driver == str(self.driver_id)]
         for run in ours:
