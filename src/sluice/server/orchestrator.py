@@ -189,16 +189,18 @@ class Orchestrator:
             failures,
             f" in {pause:.0f} s" if pause else " now",
         )
-        if pause and self._stopping.wait(pause):
-            return
-        self.restarts += 1
-        try:
-            adopted = self.runner.restart_driver()
-        except Exception:
-            log.exception("restarting the orchestrator loop failed; trying again")
-        else:
+        while not (pause and self._stopping.wait(pause)):
+            self.restarts += 1
+            try:
+                adopted = self.runner.restart_driver()
+            except Exception:  # the runs stay ours in the store: only a restart that adopts them ends this
+                log.exception("restarting the orchestrator loop failed; trying again")
+                pause = min(MAX_RESTART_PAUSE_S, max(1.0, pause * 2))
+                continue
+            finally:
+                self.driver = self.runner.driver
             log.warning("orchestrator loop restarted; adopted runs %s", adopted)
-        self.driver = self.runner.driver
+            return
 
     def turn(self, *, max_wait: float = 0.2) -> None:
         """One turn of the loop (tests call it directly)."""
