@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -96,9 +97,10 @@ def serve_with(ws: Workspace, token: str, **env: str) -> Server:
         ws.env = before
 
 
-def serve_on_other_host(ws: Workspace, token: str, monkeypatch: pytest.MonkeyPatch) -> Server:
+def serve_on_other_host(ws: Workspace, token: str, monkeypatch: pytest.MonkeyPatch) -> Server | None:
+    """A second server whose host name differs (None where unshare --uts --user is not allowed)."""
     if subprocess.run([*OTHER_HOST, "true"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("needs unshare --uts --user to stand a second server on another host name")
+        return None
     with monkeypatch.context() as patch:
         patch.setattr(helpers, "CLI", (*OTHER_HOST, *helpers.CLI))
         return start_server(ws, token)
@@ -221,9 +223,13 @@ def test_a_hanging_git_remote_fails_only_its_run(
     # with the server that claimed them.
     busy_run = w.jobs.get_run(busy)
     assert [t.attempt_number for t in busy_run.tasks or []] == [0]
-    replica_log = replica.bg.stderr.read_text()
-    assert f"claimed runs [{hung}" not in replica_log
-    assert f"claimed runs [{busy}" not in replica_log
+    if replica is not None:
+        taken = {
+            int(n)
+            for ids in re.findall(r"claimed runs \[([\d, ]+)\]", replica.bg.stderr.read_text())
+            for n in ids.split(",")
+        }
+        assert not taken & {hung, busy}, "the replica adopted a run of the live server"
     assert not (ws.home / "runs" / str(hung) / "repo").exists(), "the half-written checkout is removed"
     wait_for(lambda: not processes_naming(remote.url), timeout=30, what="git's processes to end")
 
