@@ -46,7 +46,14 @@ class Checkout:
 
     @property
     def done(self) -> bool:
-        return self.proc.poll() is not None
+        """Whether the checkout process exited (left unreaped, so its process group id stays its own)."""
+        if self.proc.returncode is not None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
 
     @property
     def overdue(self) -> bool:
@@ -63,9 +70,9 @@ class Checkout:
 
     def result(self) -> tuple[str | None, str | None]:
         """``(commit, None)`` or ``(None, error)`` of a finished checkout."""
-        returncode = self.proc.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # helpers git left behind, if any
+            os.killpg(self.proc.pid, signal.SIGKILL)  # helpers git left behind, if any (before reaping)
+        returncode = self.proc.wait()
         self.pipe.close()
         result_file = self.dest.parent / RESULT_FILE
         try:
