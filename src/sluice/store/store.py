@@ -252,11 +252,10 @@ class Store:
     def savepoint(self) -> Iterator[None]:
         """A block that can fail alone: inside a transaction, an exception escaping the block rolls back
         only the block's writes (a SQL savepoint) and is re-raised, and the transaction may still commit.
-        Outside a transaction it is one."""
+        Outside a transaction it just runs the block (each statement, or transaction, commits alone)."""
         with self._lock:
             if not self._depth:
-                with self.transaction():
-                    yield
+                yield
                 return
             self._savepoints += 1
             name = f"sluice_sp{self._savepoints}"
