@@ -26,6 +26,7 @@ from e2e.helpers import GATE, Workspace, wait_for
 from e2e.test_api_sdk import Server, py, start_server
 from sluice.store import Store
 from sluice.store.records import RunRecord
+from sluice.store.testing import postgres_schema, require_postgres
 
 TIMEOUT = timedelta(seconds=90)
 #: The hung checkout's limit: longer than the 30 s after which another host presumes a silent server dead.
@@ -86,6 +87,22 @@ def remote() -> Iterator[HangingRemote]:
 @pytest.fixture
 def token(ws: Workspace) -> str:
     return str(ws.json("tokens", "create", "--comment", "resilience", "--output", "json")["token_value"])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_token(request: pytest.FixtureRequest, ws: Workspace) -> Iterator[str]:
+    """A token of a store on SQLite, or on a throwaway PostgreSQL schema (savepoints on both)."""
+    if request.param == "sqlite":
+        yield str(ws.json("tokens", "create", "--comment", "resilience", "--output", "json")["token_value"])
+        return
+    with postgres_schema(require_postgres()) as url:
+        ws.env["SLUICE_DATABASE_URL"] = url
+        try:
+            yield str(
+                ws.json("tokens", "create", "--comment", "resilience", "--output", "json")["token_value"]
+            )
+        finally:
+            ws.close()  # the servers hold connections to the schema about to be dropped
 
 
 def serve_with(ws: Workspace, token: str, **env: str) -> Server:
@@ -267,8 +284,8 @@ def test_canceling_a_run_stops_its_hanging_checkout(ws: Workspace, token: str, r
 # ------------------------------------------------------------------------ a job deleted under its runs
 
 
-def test_deleting_a_job_with_a_running_and_a_queued_run_ends_both(ws: Workspace, token: str) -> None:
-    server = serve_with(ws, token)
+def test_deleting_a_job_with_a_running_and_a_queued_run_ends_both(ws: Workspace, store_token: str) -> None:
+    server = serve_with(ws, store_token)
     w = server.client()
     task, pid_file, _gate = gated(ws, "held")
     job_id = w.jobs.create(
@@ -303,8 +320,8 @@ def _marker_job(server: Server, name: str) -> int:
     return job_id
 
 
-def test_an_error_while_driving_one_run_fails_that_run_only(ws: Workspace, token: str) -> None:
-    server = serve_with(ws, token, SLUICE_FAULT_AT="driver.task_starting")
+def test_an_error_while_driving_one_run_fails_that_run_only(ws: Workspace, store_token: str) -> None:
+    server = serve_with(ws, store_token, SLUICE_FAULT_AT="driver.task_starting")
     w = server.client()
     faulty = w.jobs.run_now(job_id=_marker_job(server, "faulty")).run_id
     run = ended(server, faulty)
