@@ -338,6 +338,21 @@ def test_an_error_while_driving_one_run_fails_that_run_only(ws: Workspace, store
     assert "orchestrator loop failed" not in log
 
 
+def test_a_run_job_task_whose_child_run_fails_to_drive_fails_too(ws: Workspace, token: str) -> None:
+    server = serve_with(ws, token, SLUICE_FAULT_AT="driver.task_starting")
+    w = server.client()
+    child_job = _marker_job(server, "child")
+    parent_job = w.jobs.create(
+        name="parent", tasks=[jobs.Task(task_key="call", run_job_task=jobs.RunJobTask(job_id=child_job))]
+    ).job_id
+    assert parent_job is not None
+    parent = ended(server, w.jobs.run_now(job_id=parent_job).run_id)
+    assert result_of(parent) == ("TERMINATED", "FAILED")
+    (call,) = parent.tasks or []
+    assert call.state is not None
+    assert "ended INTERNAL_ERROR: Sluice failed while driving this run" in (call.state.state_message or "")
+
+
 def test_an_error_in_the_loop_restarts_it_and_adopts_its_runs(ws: Workspace, token: str) -> None:
     server = serve_with(ws, token, SLUICE_FAULT_AT="orchestrator.turn")
     w = server.client()

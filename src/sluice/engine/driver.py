@@ -467,8 +467,9 @@ class Driver:
 
     def _fail_broken(self, now: int) -> None:
         """End every run whose driving raised: INTERNAL_ERROR, its tasks stopped, its children canceled."""
-        broken, self._broken = self._broken, {}
-        for run_id, what in broken.items():
+        while self._broken:
+            run_id, what = self._broken.popitem()
+            waiting = self.children.pop(run_id, None)  # a run-job task waits for this run
             self._abandon(run_id)
             message = (
                 f"Sluice failed while driving this run ({what}); the run was stopped. "
@@ -477,6 +478,11 @@ class Driver:
             with self.store.savepoint():
                 self.store.request_cancel(run_id)  # run-job and notebook.run children end too
                 self.store.fail_run(run_id, message, now=now)
+            if waiting is not None:
+                parent, attempt = waiting
+                ended = f"run {run_id} ended INTERNAL_ERROR: {message}"
+                with self._guard(parent.run_id):  # may break the parent in turn: the loop goes on
+                    self._attempt_done(parent, attempt, now, Outcome(ResultState.FAILED, ended, ended))
 
     def _abandon(self, run_id: int) -> None:
         """Stop driving ``run_id`` (no store writes): kill its task processes, forget it."""
@@ -563,7 +569,6 @@ class Driver:
         if state.stopping is not None and not state.runs_while_stopping(key):
             self._finish_task(state, key, now, ResultState.CANCELED, state.stop_message())
             return
-        fault_point("driver.task_starting")  # test hook: an error while driving one run
         self._start_attempt(state, key, now)
 
     def _start_attempt(self, state: RunState, key: str, now: int) -> None:
@@ -580,6 +585,7 @@ class Driver:
 
     def _launch(self, state: RunState, task: TaskPlan, attempt: Attempt, now: int) -> None:
         """Start an attempt's process: commit RUNNING now, launch after the commit."""
+        fault_point("driver.task_starting")  # test hook: an error while driving one run
         key = attempt.task_key
         attempt_dir = state.attempt_dir(attempt.task_run_id)
         state.execution_count[attempt.unit] = state.execution_count.get(attempt.unit, 0) + 1

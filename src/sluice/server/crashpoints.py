@@ -18,7 +18,8 @@ The named steps (what is committed when the process dies):
 Fault points are the same idea for errors the process survives: with ``SLUICE_FAULT_AT=<name>[,...]`` the
 server raises :class:`InjectedFault` the first time it reaches the step (tests/e2e/test_serve_resilience.py):
 
-- ``driver.task_starting``: while the driver starts a task of one run (that run fails, the others go on);
+- ``driver.task_starting``: while the driver starts a task process of one run (that run fails, the others
+  go on; a run-job task waiting for it fails);
 - ``orchestrator.turn``: in the orchestrator's loop, outside any run (the loop restarts and adopts its runs).
 """
 
