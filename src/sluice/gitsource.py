@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sluice.errors import SluiceError
 
-#: Seconds one git command may take.
-GIT_TIMEOUT = 600.0
+#: Seconds a checkout may take by default (the driver's ``git_timeout`` setting overrides it).
+GIT_TIMEOUT = 300.0
 _FULL_SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 _HEX_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
 #: ``scheme://`` of a URL; schemes Sluice checks out from (``file`` only where local sources are allowed).

@@ -22,6 +22,8 @@ the environment and, only when a config file is named (``SLUICE_CONFIG`` or ``--
   bodies answer 413.
 - ``SLUICE_MAX_LOG_BYTES``, ``[tasks] max_log_bytes`` (10 MiB; 0: no cap): each log of a task attempt
   keeps its last this many bytes (``sluice.executors.caplog``).
+- ``SLUICE_GIT_TIMEOUT``, ``git_timeout`` (300): seconds a run's ``git_source`` checkout may take before it
+  is stopped and its run fails.
 
 Environment variables win over the file; command-line options win over both.
 """
@@ -41,6 +43,7 @@ T = TypeVar("T")
 CONFIG_FILE_NAME = "sluice.toml"
 DEFAULT_SERVER_HOST = "127.0.0.1"
 DEFAULT_SERVER_PORT = 8080
+DEFAULT_GIT_TIMEOUT = 300
 SMTP_TLS_MODES = ("none", "starttls", "ssl")
 _SMTP_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 _TRUE = ("true", "1", "yes", "on")
@@ -81,6 +84,8 @@ class Settings:
     max_request_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES
     #: Each log (stdout, stderr) of a task attempt keeps its last this many bytes; 0: no cap.
     max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+    #: Seconds a git_source checkout may take (it runs in a process of its own, killed at this deadline).
+    git_timeout: int = DEFAULT_GIT_TIMEOUT
 
     @staticmethod
     def from_env(config: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +114,11 @@ class Settings:
         if log_limit < 0:
             where = r.source("SLUICE_MAX_LOG_BYTES", ("tasks", "max_log_bytes"))
             raise SluiceError(f"{where} must be 0 (no cap) or a number of bytes; the default is 10485760")
+        git_timeout = r.get("SLUICE_GIT_TIMEOUT", ("git_timeout",), int, DEFAULT_GIT_TIMEOUT)
+        if git_timeout < 1:
+            raise SluiceError(
+                f"{r.source('SLUICE_GIT_TIMEOUT', ('git_timeout',))} must be at least 1 (seconds)"
+            )
         return Settings(
             home=home,
             database_url=r.get("SLUICE_DATABASE_URL", ("database_url",), str, None) or None,
@@ -123,6 +133,7 @@ class Settings:
             ),
             max_request_body_bytes=body_limit,
             max_log_bytes=log_limit,
+            git_timeout=git_timeout,
         )
 
 

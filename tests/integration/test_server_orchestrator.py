@@ -87,3 +87,35 @@ def test_token_janitor_deletes_long_dead_tokens(store: Store) -> None:
     assert janitor.purged == 1, "a token revoked less than 30 days before is kept"
     janitor.tick(71 * day + 3_600_000)
     assert {t.token_id for t in list_tokens(store, include_revoked=True)} == {live.token_id}
+
+
+def test_a_run_another_host_took_over_is_dropped_and_its_task_killed(store: Store, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "sleepy.py"
+    script.write_text(
+        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
+    )
+    settings = {"name": "j", "tasks": [{"task_key": "t", "spark_python_task": {"python_file": str(script)}}]}
+    job = store.create_job(settings, now=now_ms())
+    orchestrator = Orchestrator(store, home=tmp_path, parallelism=2)
+    try:
+        run, _ = run_now(store, job, now=now_ms())
+        orchestrator.wake()
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the task never started"
+            orchestrator.turn()
+        pid = int(pid_file.read_text())
+        # A replica on another host presumed this driver dead and adopted the run.
+        assert store.take_over_run(
+            run.run_id, expected_driver=orchestrator.driver_id, driver="elsewhere:1:1", now=now_ms()
+        )
+        deadline = time.monotonic() + 30
+        while run.run_id in orchestrator.driver.run_ids or Path(f"/proc/{pid}").exists():
+            assert time.monotonic() < deadline, "the run was not dropped, or its task not killed"
+            orchestrator.turn()
+        after = store.get_run(run.run_id)
+        assert after.driver == "elsewhere:1:1", "the run is left to its new driver"
+        assert [tr.state for tr in store.list_task_runs(run.run_id)] == ["RUNNING"], "and not written to"
+    finally:
+        orchestrator.close()

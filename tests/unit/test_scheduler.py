@@ -137,7 +137,7 @@ def test_deleted_job_forgets_its_trigger_and_a_job_without_trigger_is_ignored(
     scheduler = Scheduler(store)
     scheduler.tick(T0)
     assert set(rows.load_triggers(store)) == {(job.job_id, "schedule")}
-    store.delete_job(job.job_id)
+    store.delete_job(job.job_id, now=0)
     scheduler.tick(T0 + MIN)
     assert rows.load_triggers(store) == {}
     assert store.list_runs(job_id=plain.job_id) == []

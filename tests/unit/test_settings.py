@@ -94,3 +94,15 @@ def test_limits_default_to_10_mib_and_come_from_the_file_or_the_environment(tmp_
         Settings.from_env(environ={**env, "SLUICE_MAX_REQUEST_BODY_BYTES": "-3"})
     with pytest.raises(SluiceError, match="SLUICE_MAX_LOG_BYTES must be 0 \\(no cap\\) or a number of bytes"):
         Settings.from_env(environ={**env, "SLUICE_MAX_LOG_BYTES": "-1"})
+
+
+def test_git_timeout_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    assert Settings.from_env(environ={"SLUICE_HOME": str(tmp_path)}).git_timeout == 300
+    (tmp_path / "sluice.toml").write_text("git_timeout = 45\n")
+    assert Settings.from_env(environ={"SLUICE_HOME": str(tmp_path)}).git_timeout == 45
+    env = {"SLUICE_HOME": str(tmp_path), "SLUICE_GIT_TIMEOUT": "7"}
+    assert Settings.from_env(environ=env).git_timeout == 7
+    with pytest.raises(SluiceError, match="SLUICE_GIT_TIMEOUT must be at least 1"):
+        Settings.from_env(environ={**env, "SLUICE_GIT_TIMEOUT": "0"})
+    with pytest.raises(SluiceError, match=r"SLUICE_GIT_TIMEOUT='soon' is not a whole number"):
+        Settings.from_env(environ={**env, "SLUICE_GIT_TIMEOUT": "soon"})

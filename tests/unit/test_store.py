@@ -125,13 +125,13 @@ def test_update_job_replaces_settings(store: Store) -> None:
 def test_deleted_job_keeps_its_runs(store: Store) -> None:
     job = store.create_job(JOB, now=1)
     run = new_run(store, job.job_id)
-    store.delete_job(job.job_id)
+    store.delete_job(job.job_id, now=0)
     with pytest.raises(NotFoundError):
         store.get_job(job.job_id)
     assert store.get_run(run.run_id).job_id == job.job_id
     assert [r.run_id for r in store.list_runs(job_id=job.job_id)] == [run.run_id]
     with pytest.raises(NotFoundError, match=f"Job {job.job_id} does not exist"):
-        store.delete_job(job.job_id)
+        store.delete_job(job.job_id, now=0)
     with pytest.raises(NotFoundError, match=f"Job {job.job_id} does not exist"):
         new_run(store, job.job_id)
 
@@ -588,3 +588,55 @@ def test_uncommitted_writes_are_invisible_to_other_connections(
             store.update_job(job.job_id, {"name": "changed"}, now=2)
             assert reader.get_job(job.job_id).settings == JOB
         assert reader.get_job(job.job_id).settings == {"name": "changed"}
+
+
+# --- deleting a job under its runs, failing one block of a transaction ------------------------------
+
+
+def test_deleting_a_job_ends_its_queued_runs_and_flags_its_running_ones(store: Store) -> None:
+    job = store.create_job(JOB, now=1)
+    running = new_run(store, job.job_id)
+    queued = new_run(store, job.job_id)
+    assert (running.state, queued.state) == ("PENDING", "QUEUED")
+    other = new_run(store, store.create_job(JOB, now=1).job_id)
+    assert store.delete_job(job.job_id, now=50) == [running.run_id, queued.run_id]
+    ended = store.get_run(queued.run_id)
+    assert (ended.state, ended.result_state, ended.end_time) == ("TERMINATED", "CANCELED", 50)
+    assert ended.state_message == "The job was deleted while this run was queued."
+    assert store.cancel_requested([running.run_id, other.run_id]) == {running.run_id}
+    assert store.get_run(running.run_id).state == "PENDING", "its driver carries the cancel out"
+
+
+def test_a_queued_run_whose_job_is_gone_ends_when_its_turn_comes(store: Store) -> None:
+    job = store.create_job(JOB, now=1)
+    new_run(store, job.job_id)
+    queued = new_run(store, job.job_id)
+    store._write("DELETE FROM jobs WHERE job_id = :job_id", {"job_id": job.job_id})  # as an older Sluice did
+    assert store.claim_queued_run(queued.run_id, driver="d2", now=60, max_concurrent_runs=1) is None
+    assert store.get_run(queued.run_id).result_state == "CANCELED"
+
+
+def _write_then_fail(store: Store, run_id: int) -> None:
+    with store.savepoint():
+        store.update_run(run_id, state_message="undone")
+        with store.transaction():  # a nested block failing inside the savepoint
+            raise RuntimeError("boom")
+
+
+def test_a_failed_savepoint_undoes_only_its_own_writes(store: Store) -> None:
+    job = store.create_job(JOB, now=1)
+    kept, undone = new_run(store, job.job_id), new_run(store, job.job_id)
+    with store.transaction():
+        store.update_run(kept.run_id, state_message="kept")
+        with pytest.raises(RuntimeError, match="boom"):
+            _write_then_fail(store, undone.run_id)
+        store.fail_run(undone.run_id, "failed alone", now=70)
+    assert store.get_run(kept.run_id).state_message == "kept"
+    failed = store.get_run(undone.run_id)
+    assert (failed.state, failed.result_state, failed.state_message) == (
+        "INTERNAL_ERROR",
+        "FAILED",
+        "failed alone",
+    )
+    assert store.runs_driven_by_others("host:1:2", [kept.run_id, undone.run_id]) == []
+    assert store.runs_driven_by_others("me:9:9", [kept.run_id, undone.run_id]) == [kept.run_id]

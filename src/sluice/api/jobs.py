@@ -292,9 +292,10 @@ def reset(request: Request, store: StoreDep, body: ResetBody) -> dict[str, Any]:
     return {}
 
 
-@router.post("/jobs/delete", summary="Delete a job (its runs stay readable)")
-def delete(store: StoreDep, body: JobIdBody) -> dict[str, Any]:
-    store.delete_job(body.job_id)
+@router.post("/jobs/delete", summary="Delete a job; its active runs are canceled (its runs stay readable)")
+def delete(request: Request, store: StoreDep, body: JobIdBody) -> dict[str, Any]:
+    store.delete_job(body.job_id, now=now_ms())
+    run_created(request)  # a run nobody drives needs a driver to apply the cancel
     return {}
 
 

@@ -248,7 +248,9 @@ def reset_job(
 
 @app.command("delete")
 def delete_job(job_id: JobIdArg, profile: ProfileOpt = None) -> None:
-    """Delete a job (its past runs stay readable)."""
+    """Delete a job: its queued and running runs are canceled; its past runs stay readable."""
+    from sluice.engine.clock import now_ms
+
     with errors_to_exit_codes():
         client = remote.connect(profile)
         if client is not None:
@@ -258,7 +260,7 @@ def delete_job(job_id: JobIdArg, profile: ProfileOpt = None) -> None:
             store = open_store(load_settings())
             try:
                 store.get_job(job_id)
-                store.delete_job(job_id)
+                store.delete_job(job_id, now=now_ms())
             finally:
                 store.close()
     print_json({})

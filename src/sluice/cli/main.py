@@ -124,7 +124,12 @@ def run(
             try:
                 request = RunRequest(chosen, bundle, parse_pairs(param or [], "--param"), only or [], output)
                 code = _run_loaded(
-                    store, request, executor, settings.home, parallelism or settings.parallelism
+                    store,
+                    request,
+                    executor,
+                    settings.home,
+                    parallelism or settings.parallelism,
+                    git_timeout=settings.git_timeout,
                 )
             finally:
                 store.close()
@@ -145,7 +150,15 @@ class RunRequest:
     output: Output
 
 
-def _run_loaded(store: Store, request: RunRequest, executor: object, home: Path, parallelism: int) -> int:
+def _run_loaded(
+    store: Store,
+    request: RunRequest,
+    executor: object,
+    home: Path,
+    parallelism: int,
+    *,
+    git_timeout: float | None = None,
+) -> int:
     from sluice.cli.runs_cmd import drive_in_background
     from sluice.engine.clock import now_ms
     from sluice.engine.local import LocalRunner, deploy_with_references
@@ -159,7 +172,12 @@ def _run_loaded(store: Store, request: RunRequest, executor: object, home: Path,
     output = request.output
     listener = _progress(output)
     with LocalRunner(
-        store, home=home, parallelism=parallelism, listener=listener, executor=executor
+        store,
+        home=home,
+        parallelism=parallelism,
+        listener=listener,
+        executor=executor,
+        git_timeout=git_timeout,
     ) as runner:
         # Orphans of this job hold its concurrency slots: reconcile them here. Others get their own driver.
         if runner.adopt_orphans(job_id=deployed.job.job_id):

@@ -62,7 +62,11 @@ def wait_and_report(run_id: int, output: Output) -> int:
     listener = LiveProgress() if sys.stderr.isatty() else None
     try:
         with LocalRunner(
-            store, home=settings.home, parallelism=settings.parallelism, listener=listener
+            store,
+            home=settings.home,
+            parallelism=settings.parallelism,
+            listener=listener,
+            git_timeout=settings.git_timeout,
         ) as runner:
             run = store.get_run(run_id)
             if store.take_over_run(
@@ -606,7 +610,9 @@ def reconcile(
         settings = load_settings()
         store = open_store(settings)
         try:
-            with LocalRunner(store, home=settings.home, parallelism=settings.parallelism) as runner:
+            with LocalRunner(
+                store, home=settings.home, parallelism=settings.parallelism, git_timeout=settings.git_timeout
+            ) as runner:
                 runner.adopt_orphans()
                 adopted = runner.driver.run_ids
                 if not quiet:

@@ -15,23 +15,28 @@ import contextlib
 import heapq
 import itertools
 import json
+import logging
 import os
+import select
+import shutil
 import signal
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from sluice import dag, gitsource
 from sluice.compute.manager import ComputeManager
+from sluice.engine import checkout as checkouts
 from sluice.engine import control, runstate, seconds, workflow_runs
 from sluice.engine.clock import Clock, now_ms
 from sluice.engine.identity import DriverId
 from sluice.engine.plan import TaskPlan
 from sluice.engine.runstate import Attempt, Outcome, RunState
 from sluice.engine.tasktypes import LaunchInputs, prepare
-from sluice.errors import SluiceError
+from sluice.errors import InternalError, SluiceError
 from sluice.executors import Exited, LaunchSpec
 from sluice.executors.local import LaunchError, LocalExecutor
 from sluice.runtime.context import (
@@ -42,6 +47,7 @@ from sluice.runtime.context import (
     context_document,
     write_context,
 )
+from sluice.server.crashpoints import fault_point
 from sluice.states import LifeCycleState, ResultState
 from sluice.store import Store
 from sluice.store.records import RunRecord
@@ -52,6 +58,11 @@ CANCEL_POLL_MS = 200
 HEARTBEAT_MS = 5_000
 #: Seconds between SIGTERM and SIGKILL when a task is killed.
 KILL_GRACE_S = 5.0
+#: A step this long after the previous one first checks that this driver still owns its runs (another
+#: host adopts runs whose heartbeat is 30 s old: a driver that was stalled must not act on them).
+OWNERSHIP_CHECK_GAP_MS = 10_000
+
+log = logging.getLogger("sluice.driver")
 
 Listener = Callable[[RunState], None]
 TimerKind = Literal["retry", "task_timeout", "job_timeout"]
@@ -75,7 +86,7 @@ RUN_TOKEN_LIFETIME_S = 7 * 24 * 3600
 class Driver:
     """Drives any number of runs to completion with at most ``parallelism`` task processes at once."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the store and executor, then keyword-only collaborators and limits
         self,
         store: Store,
         executor: LocalExecutor,
@@ -86,8 +97,11 @@ class Driver:
         listener: Listener | None = None,
         driver_id: DriverId | None = None,
         compute: ComputeManager | None = None,
+        git_timeout: float = gitsource.GIT_TIMEOUT,
     ) -> None:
         self.store = store
+        #: Seconds a git_source checkout may take (it runs in a process of its own, see engine.checkout).
+        self.git_timeout = git_timeout
         #: Where tasks send Spark work; a run's job clusters (started by its tasks) stop when it ends.
         self.compute = compute or ComputeManager.for_store(store, home)
         self.executor = executor
@@ -121,17 +135,66 @@ class Driver:
         self.workflow_children: dict[int, int] = {}
         self._next_child_poll = 0
         self._to_adopt: list[RunRecord] = []
+        #: Runs whose git_source is being checked out: run id -> the checkout, the run, its base dir.
+        self._checkouts: dict[int, tuple[checkouts.Checkout, RunRecord, Path]] = {}
+        #: Checkouts that ended, to load their runs after the current step commits.
+        self._checked_out: list[tuple[RunRecord, Path, Path | None, str | None, bool]] = []
+        #: Runs whose driving raised during the current step: run id -> what failed.
+        self._broken: dict[int, str] = {}
+        self._last_step = 0
 
     # ------------------------------------------------------------------ adopting runs
 
-    def adopt(self, run: RunRecord, *, base_dir: Path) -> RunState:
+    def adopt(self, run: RunRecord, *, base_dir: Path) -> RunState | None:
         """Take over a PENDING run, or an orphaned RUNNING one, and make it progress.
 
         ``base_dir`` is where relative WORKSPACE paths of the job resolve (its definition file's directory).
+        A run with a ``git_source`` to check out is loaded once its checkout ends (None is returned then);
+        the checkout runs in a process of its own, so the loop goes on meanwhile. An error while loading
+        the run fails that run, not the caller.
         """
-        repo_dir, checkout_error = self._checkout(run)
+        if run.run_id in self._checkouts or self._start_checkout(run, base_dir):
+            return None
+        repo_dir = self._repo_dir(run) if run.settings.get("git_source") else None
+        return self._load(run, base_dir, repo_dir, None)
+
+    def _load(
+        self,
+        run: RunRecord,
+        base_dir: Path,
+        repo_dir: Path | None,
+        checkout_error: str | None,
+        *,
+        canceled: bool = False,
+    ) -> RunState | None:
+        """Load ``run`` and make it progress; a failure fails this run only (see ``_guard``)."""
+        state: RunState | None = None
+        with self._guard(run.run_id):
+            state = self._load_run(run, base_dir, repo_dir, checkout_error, canceled)
+        if self._broken:
+            with self.store.transaction():
+                self._fail_broken(self.clock())
+            self._flush_side_effects()
+            return None
+        if state is not None:
+            self._notify(state)
+        return state
+
+    def _load_run(
+        self,
+        run: RunRecord,
+        base_dir: Path,
+        repo_dir: Path | None,
+        checkout_error: str | None,
+        canceled: bool,
+    ) -> RunState | None:
         now = self.clock()
         with self.store.transaction():
+            if run.settings.get("git_source"):  # its checkout took a while: is the run still ours?
+                run = self.store.get_run(run.run_id)
+                if run.driver != self.driver_id or LifeCycleState(run.state).is_terminal:
+                    log.warning("run %s was taken over or ended during its checkout: left alone", run.run_id)
+                    return None
             state = runstate.load(
                 self.store,
                 run,
@@ -165,12 +228,13 @@ class Driver:
                 self._attempt_done(
                     state, attempt, now, Outcome(ResultState.FAILED, message, message, internal=True)
                 )
+            if (canceled or run.cancel_requested) and not state.finished:
+                self._stop_run(state, ResultState.CANCELED, now)
             for key in state.blocked_roots():
                 self._decide(state, key, now)
             if state.timeout_deadline:
                 self._push("job_timeout", state.timeout_deadline, state.run_id)
             self._settle(state, now)
-        self._notify(state)
         return state
 
     def adopt_queued(self, run: RunRecord, *, base_dir: Path) -> None:
@@ -181,21 +245,22 @@ class Driver:
         """Queued runs whose turn has come (now PENDING and ours), and forget those that ended meanwhile."""
         claimed = []
         for run_id, (run, base_dir) in sorted(self._queued.items()):
-            max_runs = int(run.settings.get("max_concurrent_runs", 1))
-            got = self.store.claim_queued_run(
-                run_id, driver=self.driver_id, now=now, max_concurrent_runs=max_runs
-            )
-            if got is not None:
-                claimed.append((got, base_dir))
-                del self._queued[run_id]
-            elif self.store.get_run(run_id).state != LifeCycleState.QUEUED.value:
-                del self._queued[run_id]  # canceled while queued
+            with self._guard(run_id):
+                max_runs = int(run.settings.get("max_concurrent_runs", 1))
+                got = self.store.claim_queued_run(
+                    run_id, driver=self.driver_id, now=now, max_concurrent_runs=max_runs
+                )
+                if got is not None:
+                    claimed.append((got, base_dir))
+                    del self._queued[run_id]
+                elif self.store.get_run(run_id).state != LifeCycleState.QUEUED.value:
+                    del self._queued[run_id]  # canceled while queued (or its job deleted)
         return claimed
 
     @property
     def run_ids(self) -> list[int]:
-        """Every run this driver drives or will start, in id order."""
-        return sorted({*self.runs, *self._queued})
+        """Every run this driver drives or will start (or checks out), in id order."""
+        return sorted({*self.runs, *self._queued, *self._checkouts})
 
     @property
     def has_work(self) -> bool:
@@ -220,6 +285,10 @@ class Driver:
 
     def _on_interrupt(self, now: int) -> None:
         self._interrupted = False
+        for checkout, run, base_dir in self._checkouts.values():
+            checkout.kill()
+            self._checked_out.append((run, base_dir, None, None, True))
+        self._checkouts.clear()
         for state in self.runs.values():
             if not state.finished:
                 self._stop_run(state, ResultState.CANCELED, now)
@@ -233,26 +302,77 @@ class Driver:
             )
             del self._queued[run_id]
 
-    def _checkout(self, run: RunRecord) -> tuple[Path | None, str | None]:
-        """Check out the run's git_source (once per run; a resumed run reuses its commit)."""
+    # ------------------------------------------------------------------ git checkouts
+
+    def _repo_dir(self, run: RunRecord) -> Path:
+        return self.home / "runs" / str(run.run_id) / "repo"
+
+    def _start_checkout(self, run: RunRecord, base_dir: Path) -> bool:
+        """Start checking out the run's git_source (once per run; a resumed run reuses its commit).
+
+        False when there is nothing to check out. The run loads when the checkout ends (``_poll_checkouts``).
+        """
         git = run.settings.get("git_source")
         if not git:
-            return None, None
-        dest = self.home / "runs" / str(run.run_id) / "repo"
+            return False
+        dest = self._repo_dir(run)
         if run.git_commit and dest.is_dir():
-            return dest, None
-        try:
-            commit = gitsource.checkout(
-                git["git_url"],
-                branch=None if run.git_commit else git.get("git_branch"),
-                tag=None if run.git_commit else git.get("git_tag"),
-                commit=run.git_commit or git.get("git_commit"),
-                dest=dest,
-            )
-        except SluiceError as exc:
-            return None, f"git_source checkout failed: {exc}"
-        self.store.update_run(run.run_id, git_commit=commit)
-        return dest, None
+            return False
+        shutil.rmtree(dest, ignore_errors=True)  # a checkout cut short by a crash
+        checkout = checkouts.start(
+            run.run_id, git, commit=run.git_commit or None, dest=dest, timeout=self.git_timeout
+        )
+        self._checkouts[run.run_id] = (checkout, run, base_dir)
+        return True
+
+    def checkout_fds(self) -> list[int]:
+        """File descriptors readable when a checkout ends (a caller waiting for events includes them)."""
+        return [c.fileno() for c, _, _ in self._checkouts.values()]
+
+    def _poll_checkouts(self, now: int) -> None:
+        """Collect ended checkouts, stop overdue ones and those of canceled runs."""
+        if not self._checkouts:
+            return
+        canceled = set()
+        if now >= self._next_cancel_poll:
+            canceled = self.store.cancel_requested(list(self._checkouts))
+        for run_id, (checkout, run, base_dir) in list(self._checkouts.items()):
+            if checkout.done:
+                commit, error = checkout.result()
+                if commit is not None:
+                    self.store.update_run(run_id, git_commit=commit)
+                    self._checked_out.append((run, base_dir, checkout.dest, None, False))
+                else:
+                    self._checked_out.append(
+                        (run, base_dir, None, f"git_source checkout failed: {error}", False)
+                    )
+            elif run_id in canceled:
+                checkout.kill()
+                self._checked_out.append((run, base_dir, None, None, True))
+            elif checkout.overdue:
+                checkout.kill()
+                message = f"git_source checkout failed: {checkout.timeout_message()}"
+                log.warning("run %s: %s", run_id, message)
+                self._checked_out.append((run, base_dir, None, message, False))
+            else:
+                continue
+            del self._checkouts[run_id]
+
+    def _load_checked_out(self) -> None:
+        done, self._checked_out = self._checked_out, []
+        for run, base_dir, repo_dir, error, canceled in done:
+            self._load(run, base_dir, repo_dir, error, canceled=canceled)
+
+    def close(self, *, kill_tasks: bool = False) -> None:
+        """Stop checkouts in flight (their runs stay in the store, adopted by the next driver), and with
+        ``kill_tasks`` the task processes this driver started (SIGKILL): whoever adopts the runs next
+        then never starts an attempt while the one it replaces still runs."""
+        for checkout, _, _ in self._checkouts.values():
+            checkout.kill()
+        self._checkouts.clear()
+        if kill_tasks:
+            for attempt_id in self._running:
+                self.executor.kill(attempt_id, grace=0)
 
     def _run_token(self, state: RunState) -> str:
         """The run's API token (created on its first task launch), acting as the run's creator."""
@@ -313,28 +433,121 @@ class Driver:
             self._flush_side_effects()
 
     def step(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for an event, then advance every run.
+
+        An exception while advancing one run fails that run (``_guard``); only an error outside any run's
+        driving (the store gone) escapes to the caller.
+        """
+        if self._checkouts and timeout > 0 and not self.executor.has_events:
+            fds = self.checkout_fds()
+            with contextlib.suppress(InternalError):
+                fds.append(self.executor.fileno())
+            select.select(fds, [], [], timeout)
+            timeout = 0
         exits = self.executor.poll(timeout)
         now = self.clock()
         with self.store.transaction():
+            if self._last_step and now - self._last_step >= OWNERSHIP_CHECK_GAP_MS:
+                self._drop_lost_runs()  # stalled for a while: another host may have adopted our runs
+            self._last_step = now
             if self._interrupted:
                 self._on_interrupt(now)
             self._flush_pids()
             for ex in exits:
-                self._on_exit(ex, now)
+                entry = self._running.get(ex.attempt_id)
+                with self._guard(entry[0].run_id if entry else None):
+                    self._on_exit(ex, now)
             self._fire_timers(now)
+            self._poll_checkouts(now)
             self._poll_cancels(now)
             self._poll_children(now)
             self._start_ready(now)
             self._heartbeat(now)
             for state in list(self.runs.values()):
-                self._settle(state, now)
+                if not state.finished and len(state.results) >= len(state.tasks):  # else a no-op
+                    with self._guard(state.run_id):
+                        self._settle(state, now)
             claimed = self._claim_queued(now) if self._queued and now >= self._next_queue_poll else []
             if self._queued:
                 self._next_queue_poll = now + CANCEL_POLL_MS
+            self._fail_broken(now)
         self._flush_side_effects()
+        if self._broken:  # a launch failed in a way that fails its run
+            with self.store.transaction():
+                self._fail_broken(self.clock())
+            self._flush_side_effects()
         for run, base_dir in claimed:
             self.adopt(run, base_dir=base_dir)
+        self._load_checked_out()
         self._adopt_children()
+
+    # ------------------------------------------------------------------ one run's failure stays its own
+
+    @contextlib.contextmanager
+    def _guard(self, run_id: int | None) -> Iterator[None]:
+        """Run a block that drives ``run_id``: if it raises, its writes are rolled back (a savepoint), the
+        run is marked broken and fails at the end of the step (``_fail_broken``), and the others go on.
+        An error of the database itself (locked, unreachable) is no run's fault and is raised on."""
+        if run_id is None:
+            yield
+            return
+        try:
+            with self.store.savepoint():
+                yield
+        except Exception as exc:
+            if self.store.unavailable(exc):
+                raise  # not this run's fault: the caller retries (the server restarts its loop)
+            log.exception("driving run %s failed; that run fails, the others go on", run_id)
+            self._broken.setdefault(run_id, f"{type(exc).__name__}: {exc}")
+
+    def _fail_broken(self, now: int) -> None:
+        """End every run whose driving raised: INTERNAL_ERROR, its tasks stopped, its children canceled."""
+        while self._broken:
+            run_id, what = self._broken.popitem()
+            waiting = self.children.pop(run_id, None)  # a run-job task waits for this run
+            self._abandon(run_id)
+            message = (
+                f"Sluice failed while driving this run ({what}); the run was stopped. "
+                "The server log has the details."
+            )
+            with self.store.savepoint():
+                self.store.request_cancel(run_id)  # run-job and notebook.run children end too
+                self.store.fail_run(run_id, message, now=now)
+                self._revoke_run_token(run_id, now)
+            if waiting is not None:
+                parent, attempt = waiting
+                ended = f"run {run_id} ended INTERNAL_ERROR: {message}"
+                with self._guard(parent.run_id):  # may break the parent in turn: the loop goes on
+                    self._attempt_done(parent, attempt, now, Outcome(ResultState.FAILED, ended, ended))
+
+    def _abandon(self, run_id: int) -> None:
+        """Stop driving ``run_id`` (no store writes): kill its task processes, forget it."""
+        state = self.runs.pop(run_id, None)
+        if state is not None:
+            state.finished = True
+        self._queued.pop(run_id, None)
+        entry = self._checkouts.pop(run_id, None)
+        if entry is not None:
+            entry[0].kill()
+        for attempt_id, (owner, _) in list(self._running.items()):
+            if owner.run_id == run_id:
+                del self._running[attempt_id]
+                self._kills.append((attempt_id, KILL_GRACE_S))
+        self._ready = deque(item for item in self._ready if item[0].run_id != run_id)
+        self._launches = [item for item in self._launches if item[0].run_id != run_id]
+        self._checked_out = [item for item in self._checked_out if item[0].run_id != run_id]
+        for child_id, (owner, _) in list(self.children.items()):
+            if owner.run_id == run_id:
+                del self.children[child_id]
+        self.compute.release_run(run_id)
+
+    def _drop_lost_runs(self) -> None:
+        """Forget runs another driver took over (this one was presumed dead), killing their processes here:
+        their new driver has failed and retried those attempts, so nothing of them may go on here."""
+        active = [r for r in self.run_ids if r not in self.runs or not self.runs[r].finished]
+        for run_id in self.store.runs_driven_by_others(self.driver_id, active):
+            log.warning("run %s is now driven by another process: this one stops driving it", run_id)
+            self._abandon(run_id)
 
     def _poll_children(self, now: int) -> None:
         if now >= self._next_child_poll and workflow_runs.wants_poll(self):
@@ -356,7 +569,8 @@ class Driver:
 
     def _has_work(self) -> bool:
         active = any(not s.finished for s in self.runs.values())
-        return active or bool(self._running) or bool(self._queued) or bool(self._to_adopt)
+        pending = self._queued or self._to_adopt or self._checkouts or self._checked_out
+        return active or bool(self._running) or bool(pending)
 
     def _wait_time(self) -> float:
         now = self.clock()
@@ -365,7 +579,10 @@ class Driver:
             due = min(due, self._timers[0].due)
         if self._next_child_poll > now or workflow_runs.wants_poll(self):
             due = min(due, max(self._next_child_poll, now + 1))
-        if self._ready and len(self._running) < self.parallelism:
+        if self._checkouts:
+            deadline = min(c.deadline for c, _, _ in self._checkouts.values())
+            due = min(due, now + int((deadline - time.monotonic()) * 1000) + 1)
+        if (self._ready and len(self._running) < self.parallelism) or self._checked_out:
             return 0.0
         return max(0.0, min(due - now, CANCEL_POLL_MS) / 1000)
 
@@ -374,17 +591,21 @@ class Driver:
     def _start_ready(self, now: int) -> None:
         while self._ready and len(self._running) < self.parallelism:
             state, key, iteration = self._ready.popleft()
-            if iteration is not None:
-                state.queued.discard(f"{key}#{iteration}")
-                control.start_iteration(self, state, key, iteration, now)
-                continue
-            state.queued.discard(key)
-            if state.finished or key in state.results or state.attempts[key].state == LifeCycleState.RUNNING:
-                continue
-            if state.stopping is not None and not state.runs_while_stopping(key):
-                self._finish_task(state, key, now, ResultState.CANCELED, state.stop_message())
-                continue
-            self._start_attempt(state, key, now)
+            with self._guard(state.run_id):
+                self._start_unit(state, key, iteration, now)
+
+    def _start_unit(self, state: RunState, key: str, iteration: int | None, now: int) -> None:
+        if iteration is not None:
+            state.queued.discard(f"{key}#{iteration}")
+            control.start_iteration(self, state, key, iteration, now)
+            return
+        state.queued.discard(key)
+        if state.finished or key in state.results or state.attempts[key].state == LifeCycleState.RUNNING:
+            return
+        if state.stopping is not None and not state.runs_while_stopping(key):
+            self._finish_task(state, key, now, ResultState.CANCELED, state.stop_message())
+            return
+        self._start_attempt(state, key, now)
 
     def _start_attempt(self, state: RunState, key: str, now: int) -> None:
         task = state.tasks[key]
@@ -400,6 +621,7 @@ class Driver:
 
     def _launch(self, state: RunState, task: TaskPlan, attempt: Attempt, now: int) -> None:
         """Start an attempt's process: commit RUNNING now, launch after the commit."""
+        fault_point("driver.task_starting")  # test hook: an error while driving one run
         key = attempt.task_key
         attempt_dir = state.attempt_dir(attempt.task_run_id)
         state.execution_count[attempt.unit] = state.execution_count.get(attempt.unit, 0) + 1
@@ -634,21 +856,25 @@ class Driver:
             state = self.runs.get(timer.run_id)
             if state is None or state.finished:
                 continue
-            if timer.kind == "retry" and timer.iteration is not None:
-                self._enqueue(state, timer.key, timer.iteration)
-            elif timer.kind == "retry":
-                attempt = state.attempts.get(timer.key)
-                waiting = (
-                    attempt is not None
-                    and attempt.task_run_id == timer.attempt_id
-                    and attempt.state == LifeCycleState.WAITING_FOR_RETRY
-                )
-                if waiting and timer.key not in state.results:
-                    self._enqueue(state, timer.key)
-            elif timer.kind == "task_timeout":
-                self._on_task_timeout(state, timer.attempt_id)
-            else:
-                self._stop_run(state, ResultState.TIMEDOUT, now)
+            with self._guard(timer.run_id):
+                self._fire_timer(state, timer, now)
+
+    def _fire_timer(self, state: RunState, timer: _Timer, now: int) -> None:
+        if timer.kind == "retry" and timer.iteration is not None:
+            self._enqueue(state, timer.key, timer.iteration)
+        elif timer.kind == "retry":
+            attempt = state.attempts.get(timer.key)
+            waiting = (
+                attempt is not None
+                and attempt.task_run_id == timer.attempt_id
+                and attempt.state == LifeCycleState.WAITING_FOR_RETRY
+            )
+            if waiting and timer.key not in state.results:
+                self._enqueue(state, timer.key)
+        elif timer.kind == "task_timeout":
+            self._on_task_timeout(state, timer.attempt_id)
+        else:
+            self._stop_run(state, ResultState.TIMEDOUT, now)
 
     def _on_task_timeout(self, state: RunState, attempt_id: int) -> None:
         """Kill the attempt's processes, or cancel the run a run-job attempt waits for."""
@@ -671,7 +897,8 @@ class Driver:
         if not active:
             return
         for run_id in self.store.cancel_requested(active):
-            self._stop_run(self.runs[run_id], ResultState.CANCELED, now)
+            with self._guard(run_id):
+                self._stop_run(self.runs[run_id], ResultState.CANCELED, now)
 
     def _stop_run(self, state: RunState, why: ResultState, now: int) -> None:
         """Cancel or time out a run: kill its processes; failure handlers still run after a cancel."""
@@ -695,9 +922,10 @@ class Driver:
         if now < self._next_heartbeat:
             return
         self._next_heartbeat = now + HEARTBEAT_MS
-        active = [s.run_id for s in self.runs.values() if not s.finished]
+        active = [s.run_id for s in self.runs.values() if not s.finished] + list(self._checkouts)
         if active:
             self.store.heartbeat(self.driver_id, active, now)
+            self._drop_lost_runs()
 
     # ------------------------------------------------------------------ run results
 
@@ -718,18 +946,22 @@ class Driver:
     def _flush_side_effects(self) -> None:
         launches, self._launches = self._launches, []
         for state, attempt, spec in launches:
-            try:
-                self._pids[attempt.task_run_id] = self.executor.launch(spec)
-            except (OSError, LaunchError) as exc:
-                self._running.pop(attempt.task_run_id, None)
-                with self.store.transaction():
-                    message = f"could not start the task process: {exc}"
-                    outcome = Outcome(ResultState.FAILED, message, message, internal=True)
-                    self._attempt_done(state, attempt, self.clock(), outcome)
-            self._notify(state)
+            with self._guard(state.run_id):
+                self._launch_now(state, attempt, spec)
         kills, self._kills = self._kills, []
         for attempt_id, grace in kills:
             self.executor.kill(attempt_id, grace=grace)
+
+    def _launch_now(self, state: RunState, attempt: Attempt, spec: LaunchSpec) -> None:
+        try:
+            self._pids[attempt.task_run_id] = self.executor.launch(spec)
+        except (OSError, LaunchError) as exc:
+            self._running.pop(attempt.task_run_id, None)
+            with self.store.transaction():
+                message = f"could not start the task process: {exc}"
+                outcome = Outcome(ResultState.FAILED, message, message, internal=True)
+                self._attempt_done(state, attempt, self.clock(), outcome)
+        self._notify(state)
 
     def _flush_pids(self) -> None:
         pids, self._pids = self._pids, {}

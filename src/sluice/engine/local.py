@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sluice.compute.manager import ComputeManager
 from sluice.engine.clock import now_ms
 from sluice.engine.driver import Driver, Listener
 from sluice.engine.identity import DriverId
@@ -170,21 +171,44 @@ class LocalRunner:
         parallelism: int,
         listener: Listener | None = None,
         executor: LocalExecutor | None = None,
+        git_timeout: float | None = None,
     ) -> None:
         self.store = store
+        self.home = home
+        self.parallelism = parallelism
+        self.listener = listener
         self.driver_id = DriverId.current()
         self.executor = executor or LocalExecutor()
         self.executor.start()
-        self.driver = Driver(
-            store,
+        self.git_timeout = git_timeout
+        self.driver = self._new_driver()
+
+    def _new_driver(self, compute: ComputeManager | None = None) -> Driver:
+        extra: dict[str, Any] = {} if self.git_timeout is None else {"git_timeout": self.git_timeout}
+        return Driver(
+            self.store,
             self.executor,
-            home=home,
-            parallelism=parallelism,
-            listener=listener,
+            home=self.home,
+            parallelism=self.parallelism,
+            listener=self.listener,
             driver_id=self.driver_id,
+            compute=compute,
+            **extra,
         )
 
+    def restart_driver(self) -> list[int]:
+        """Replace the driver (its memory may be inconsistent after an error) and adopt again every active
+        run this process drove: as after a crash, attempts that were running fail and retry by policy
+        (their processes are killed first). The executor and the compute sessions are kept. Run ids."""
+        self.driver.close(kill_tasks=True)
+        self.driver = self._new_driver(self.driver.compute)
+        ours = [r for r in self.store.active_runs() if r.driver == str(self.driver_id)]
+        for run in ours:
+            self.submit(run)
+        return [r.run_id for r in ours]
+
     def close(self) -> None:
+        self.driver.close()
         self.executor.close()
         self.driver.compute.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -424,9 +425,11 @@ def _restore_attempts(state: RunState, task_runs: list[TaskRunRecord]) -> None:
             attempt.retry_due = (failed[-1].start_time if failed else 0) + interval
 
 
-def kill_orphan(attempt: Attempt) -> None:
-    """Kill whatever an orphaned attempt left running: every process carrying its marker."""
+def kill_orphan(attempt: Attempt, *, wait_s: float = 5.0) -> None:
+    """Kill whatever an orphaned attempt left running: every process carrying its marker; wait (up to
+    ``wait_s``) until they are gone, so that its retry never runs beside it."""
     marker = f"SLUICE_TASK_RUN_ID={attempt.task_run_id}".encode()
+    killed = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -434,8 +437,23 @@ def kill_orphan(attempt: Attempt) -> None:
             with open(f"/proc/{entry}/environ", "rb") as f:
                 if marker in f.read().split(b"\0"):
                     os.kill(int(entry), signal.SIGKILL)
+                    killed.append(int(entry))
         except OSError:
             continue
+    deadline = time.monotonic() + wait_s
+    while killed and time.monotonic() < deadline:
+        killed = [pid for pid in killed if _running(pid)]
+        if killed:
+            time.sleep(0.005)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that still runs (not gone, not a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _resolve_job_parameters(store: Store, run: RunRecord, plan: JobPlan, now: int) -> RunRecord:

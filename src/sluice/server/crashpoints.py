@@ -14,6 +14,13 @@ The named steps (what is committed when the process dies):
 - ``task.running_committed``: a task attempt committed RUNNING, its process not launched;
 - ``task.launched``: a task process launched and running;
 - ``task.exited``: a task process exited, its result not yet recorded.
+
+Fault points are the same idea for errors the process survives: with ``SLUICE_FAULT_AT=<name>[,...]`` the
+server raises :class:`InjectedFault` the first time it reaches the step (tests/e2e/test_serve_resilience.py):
+
+- ``driver.task_starting``: while the driver starts a task process of one run (that run fails, the others
+  go on; a run-job task waiting for it fails);
+- ``orchestrator.turn``: in the orchestrator's loop, outside any run (the loop restarts and adopts its runs).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sluice.server")
 
 ENV = "SLUICE_CRASH_AT"
+FAULT_ENV = "SLUICE_FAULT_AT"
 
 POINTS = frozenset(
     {
@@ -45,23 +53,49 @@ POINTS = frozenset(
 )
 #: The executor's points: with one of them armed, the server uses :class:`CrashingExecutor`.
 TASK_POINTS = frozenset({"task.running_committed", "task.launched", "task.exited"})
+FAULT_POINTS = frozenset({"driver.task_starting", "orchestrator.turn"})
 
 
-def _read() -> frozenset[str]:
-    return frozenset(n.strip() for n in os.environ.get(ENV, "").split(",") if n.strip())
+class InjectedFault(RuntimeError):
+    """TEST HOOK: the error a fault point raises."""
+
+
+def _read(env: str = ENV) -> frozenset[str]:
+    return frozenset(n.strip() for n in os.environ.get(env, "").split(",") if n.strip())
 
 
 #: The armed points, read once at start.
 ARMED: frozenset[str] = _read()
+FAULTS_ARMED: frozenset[str] = _read(FAULT_ENV)
+_fired: set[str] = set()
 
 
 def check() -> None:
     """Refuse unknown names (``sluice serve`` calls this at start: a typo must not silently test nothing)."""
-    unknown = ARMED - POINTS
-    if unknown:
-        raise InvalidRequestError(
-            f"{ENV} names unknown crash points {sorted(unknown)}; known: {', '.join(sorted(POINTS))}"
+    for env, armed, known, kind in (
+        (ENV, ARMED, POINTS, "crash"),
+        (FAULT_ENV, FAULTS_ARMED, FAULT_POINTS, "fault"),
+    ):
+        unknown = armed - known
+        if unknown:
+            raise InvalidRequestError(
+                f"{env} names unknown {kind} points {sorted(unknown)}; known: {', '.join(sorted(known))}"
+            )
+    if ARMED or FAULTS_ARMED:
+        log.warning(
+            "test hooks armed: %s=%s %s=%s",
+            ENV,
+            ",".join(sorted(ARMED)),
+            FAULT_ENV,
+            ",".join(sorted(FAULTS_ARMED)),
         )
+
+
+def fault_point(name: str) -> None:
+    """TEST HOOK: raise :class:`InjectedFault` the first time ``name`` is reached, if it is armed."""
+    if name in FAULTS_ARMED and name not in _fired:
+        _fired.add(name)
+        raise InjectedFault(f"{FAULT_ENV}: fault point {name} reached (a test hook)")
 
 
 def crash_point(name: str) -> None:

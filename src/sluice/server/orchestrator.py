@@ -13,6 +13,11 @@ Each turn of its loop it
 Stopping (SIGTERM, SIGINT): no new runs are claimed; runs in flight are driven on for ``grace_s`` seconds
 (drain); whatever is still running then is left in the store, and the next orchestrator (after a restart,
 or a replica) adopts it as an orphan: its interrupted attempts fail and retry by policy.
+
+Nothing one run does stops the loop: an error while driving a run fails that run (``Driver._guard``), a
+git checkout runs in a process of its own (``sluice.engine.checkout``). An error outside any run (the
+database gone) restarts the loop at once — a fresh driver that adopts every run this one drove, as after
+a crash — and again, with a growing pause, for as long as it persists.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from sluice.engine.identity import driver_alive
 from sluice.engine.local import LocalRunner
 from sluice.errors import InternalError
 from sluice.executors.local import LocalExecutor
-from sluice.server.crashpoints import crash_point
+from sluice.server.crashpoints import crash_point, fault_point
 from sluice.server.services import SERVICE_INTERVAL_MS, Service
 from sluice.store import Store
 
@@ -42,6 +47,8 @@ log = logging.getLogger("sluice.server")
 SCAN_INTERVAL_MS = 1_000
 #: How often ended runs are dropped from the driver's memory.
 FORGET_INTERVAL_MS = 10_000
+#: The longest pause between restarts of a loop that keeps failing (the first restart is at once).
+MAX_RESTART_PAUSE_S = 30.0
 
 
 class Bell:
@@ -85,11 +92,14 @@ class Orchestrator:
         executor: LocalExecutor | None = None,
         clock: Clock = now_ms,
         grace_s: float = 20.0,
+        git_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.grace_s = grace_s
-        self.runner = LocalRunner(store, home=home, parallelism=parallelism, executor=executor)
+        self.runner = LocalRunner(
+            store, home=home, parallelism=parallelism, executor=executor, git_timeout=git_timeout
+        )
         self.driver = self.runner.driver
         self.driver_id = str(self.runner.driver_id)
         self.services: list[Service] = list(services)
@@ -103,6 +113,8 @@ class Orchestrator:
         self._next_forget = 0
         #: Runs this orchestrator claimed, for tests and the log.
         self.claimed: list[int] = []
+        #: How many times the loop failed and was restarted.
+        self.restarts = 0
 
     # -- control from other threads -------------------------------------------------------------------
 
@@ -143,8 +155,9 @@ class Orchestrator:
     # -- the loop ---------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Loop until stopped and drained (the thread's body)."""
+        """Loop until stopped and drained (the thread's body); restart the loop whenever it fails."""
         stop_at: float | None = None
+        failures = 0
         try:
             while True:
                 if self._stopping.is_set():
@@ -153,15 +166,43 @@ class Orchestrator:
                         self._log_drain()
                     if not self.driver.has_work or time.monotonic() >= stop_at + self.grace_s:
                         break
-                self.turn(max_wait=0.2)
+                try:
+                    self.turn(max_wait=0.2)
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    self._restart(failures)
         except BaseException:
-            log.exception("the orchestrator loop failed; runs it drove will be adopted after a restart")
+            log.exception("the orchestrator loop stopped; runs it drove will be adopted after a restart")
             raise
         finally:
             self._stopped.set()
         left = [r for r in self.driver.run_ids if not self._finished(r)]
         if left:
             log.warning("stopping with runs %s still active: they are adopted when Sluice starts again", left)
+
+    def _restart(self, failures: int) -> None:
+        """The loop failed outside any run: start a fresh driver that adopts this one's runs."""
+        pause = 0.0 if failures == 1 else min(MAX_RESTART_PAUSE_S, 2.0 ** (failures - 2))
+        log.exception(
+            "the orchestrator loop failed (%d in a row); restarting it%s and adopting the runs it drove",
+            failures,
+            f" in {pause:.0f} s" if pause else " now",
+        )
+        api_url = self.driver.api_url  # the new driver's tasks call the same server
+        while not (pause and self._stopping.wait(pause)):
+            self.restarts += 1
+            try:
+                adopted = self.runner.restart_driver()
+            except Exception:  # the runs stay ours in the store: only a restart that adopts them ends this
+                log.exception("restarting the orchestrator loop failed; trying again")
+                pause = min(MAX_RESTART_PAUSE_S, max(1.0, pause * 2))
+                continue
+            finally:
+                self.driver = self.runner.driver
+                self.driver.api_url = api_url
+            log.warning("orchestrator loop restarted; adopted runs %s", adopted)
+            return
 
     def turn(self, *, max_wait: float = 0.2) -> None:
         """One turn of the loop (tests call it directly)."""
@@ -176,6 +217,8 @@ class Orchestrator:
             self._next_scan = now + SCAN_INTERVAL_MS
             self.claim_orphans(now)
         self.driver.step(0)
+        if self.driver.has_work:
+            fault_point("orchestrator.turn")  # test hook: an error outside any run, while runs are driven
         self._housekeeping(now)
 
     def _until_due(self) -> float:
@@ -185,7 +228,7 @@ class Orchestrator:
     def _wait(self, timeout: float) -> None:
         if timeout <= 0 or self.runner.executor.has_events:
             return
-        fds: list[int] = [self.bell.fileno()]
+        fds: list[int] = [self.bell.fileno(), *self.driver.checkout_fds()]
         with contextlib.suppress(InternalError):
             fds.append(self.runner.executor.fileno())
         select.select(fds, [], [], timeout)
@@ -202,12 +245,24 @@ class Orchestrator:
                 run.run_id, expected_driver=run.driver, driver=self.driver_id, now=now
             ):
                 crash_point("orchestrator.run_claimed")  # test hook: claimed, no task started
-                self.runner.submit(self.store.get_run(run.run_id))
+                self._submit(run.run_id, now)
                 got.append(run.run_id)
         if got:
             log.info("claimed runs %s", got)
             self.claimed.extend(got)
         return got
+
+    def _submit(self, run_id: int, now: int) -> None:
+        """Hand a claimed run to the driver; a run that cannot even be handed over fails alone."""
+        try:
+            self.runner.submit(self.store.get_run(run_id))
+        except Exception as exc:
+            if self.store.unavailable(exc):
+                raise
+            log.exception("starting run %s failed; that run fails, the others go on", run_id)
+            what = f"{type(exc).__name__}: {exc}"
+            message = f"Sluice failed while starting this run ({what}). The server log has the details."
+            self.store.fail_run(run_id, message, now=now)
 
     def _tick_services(self, now: int) -> None:
         for service in self.services:

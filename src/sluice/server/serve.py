@@ -108,6 +108,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         parallelism=settings.parallelism,
         services=services,
         grace_s=grace_s,
+        git_timeout=settings.git_timeout,
         executor=crashpoints.executor(),  # None (the default executor) unless a test armed a crash point
     )
     app = create_app(

@@ -101,6 +101,14 @@ SQLITE = Dialect(name="sqlite", begin_sql="BEGIN IMMEDIATE", for_update="", pyfo
 POSTGRES = Dialect(name="postgresql", begin_sql="BEGIN", for_update=" FOR UPDATE", pyformat=True)
 
 
+def _sqlite_unavailable(exc: BaseException) -> bool:
+    """SQLite reports a locked or unreadable database and a bad statement alike as OperationalError."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in text for word in ("locked", "busy", "disk i/o", "unable to open", "readonly")
+    )
+
+
 class Database:
     """One DB-API connection in autocommit mode, with its dialect and its driver's error classes."""
 
@@ -112,10 +120,14 @@ class Database:
         integrity_errors: tuple[type[Exception], ...],
         migrate: Callable[[Database], None],
         description: str,
+        unavailable: Callable[[BaseException], bool] = lambda _exc: False,
     ) -> None:
         self.conn = conn
         self.dialect = dialect
         self.integrity_errors = integrity_errors
+        #: Whether an error says the database could not do the work (locked, connection lost), so that
+        #: the work is worth trying again, rather than that the work was wrong.
+        self.unavailable = unavailable
         self.description = description
         self._migrate = migrate
         self._prepared: dict[str, str] = {}
@@ -224,6 +236,7 @@ def _sqlite_database(conn: sqlite3.Connection, path: Path | None, description: s
         conn,
         SQLITE,
         integrity_errors=(sqlite3.IntegrityError,),
+        unavailable=_sqlite_unavailable,
         migrate=lambda db: _migrate_sqlite_file(path) if path else _fail_memory_migration(),
         description=description,
     )
@@ -299,6 +312,7 @@ def _open_postgres(conninfo: str) -> Database:
         conn,
         POSTGRES,
         integrity_errors=(psycopg.IntegrityError,),
+        unavailable=lambda exc: isinstance(exc, psycopg.OperationalError),
         migrate=lambda db: _migrate_postgres(db, conninfo),
         description=_redact(conninfo),
     )

@@ -141,6 +141,27 @@ _CLAIM = (
 )
 
 
+#: The QUEUED runs of a job being deleted (or deleted) end CANCELED.
+_CANCEL_DELETED_QUEUED = (
+    "UPDATE runs SET state = 'TERMINATED', result_state = 'CANCELED', "
+    "state_message = 'The job was deleted while this run was queued.', end_time = :now, "
+    "queue_reason = NULL, termination_code = 'USER_CANCELED', termination_type = 'SUCCESS' "
+    "WHERE job_id = :job_id AND state = 'QUEUED'"
+)
+#: Unfinished task runs of a run its driver failed.
+_FAIL_TASK_RUNS = (
+    "UPDATE task_runs SET state = 'INTERNAL_ERROR', result_state = 'FAILED', "  # noqa: S608 - constant states
+    "state_message = :message, end_time = :now "
+    f"WHERE job_run_id = :run_id AND state IN {_NOT_TERMINAL}"
+)
+_FAIL_RUN = (
+    "UPDATE runs SET state = 'INTERNAL_ERROR', result_state = 'FAILED', state_message = :message, "  # noqa: S608 - constant states
+    "end_time = :now, driver = NULL, queue_reason = NULL, "
+    "termination_code = 'INTERNAL_ERROR', termination_type = 'INTERNAL_ERROR' "
+    f"WHERE run_id = :run_id AND state IN {_NOT_TERMINAL}"
+)
+
+
 def _run_missing(run_id: int) -> NotFoundError:
     return NotFoundError(f"Run {run_id} does not exist.")
 
@@ -154,6 +175,7 @@ class Store:
         self.url = url
         self._lock = threading.RLock()
         self._depth = 0
+        self._savepoints = 0
         self._rollback_only = False
 
     @classmethod
@@ -220,6 +242,35 @@ class Store:
             except BaseException:
                 self._db.rollback()
                 raise
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the database could not do the work (locked, connection lost), rather than
+        that the work was wrong: such work is worth trying again."""
+        return self._db.unavailable(exc)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A block that can fail alone: inside a transaction, an exception escaping the block rolls back
+        only the block's writes (a SQL savepoint) and is re-raised, and the transaction may still commit.
+        Outside a transaction it just runs the block (each statement, or transaction, commits alone)."""
+        with self._lock:
+            if not self._depth:
+                yield
+                return
+            self._savepoints += 1
+            name = f"sluice_sp{self._savepoints}"
+            rollback_only = self._rollback_only
+            self._db.conn.execute(f"SAVEPOINT {name}", {})
+            try:
+                yield
+            except BaseException:
+                self._db.conn.execute(f"ROLLBACK TO SAVEPOINT {name}", {})
+                self._db.conn.execute(f"RELEASE SAVEPOINT {name}", {})
+                self._rollback_only = rollback_only  # what failed inside is undone
+                raise
+            finally:
+                self._savepoints -= 1
+            self._db.conn.execute(f"RELEASE SAVEPOINT {name}", {})
 
     def _all(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         with self._lock:
@@ -331,10 +382,27 @@ class Store:
             raise NotFoundError(f"Job {job_id} does not exist.")
         return _job(rows[0])
 
-    def delete_job(self, job_id: int) -> None:
-        """Delete the job; its runs stay readable and keep their ``job_id``."""
-        if not self._write("DELETE FROM jobs WHERE job_id = :job_id", {"job_id": job_id}):
-            raise NotFoundError(f"Job {job_id} does not exist.")
+    def delete_job(self, job_id: int, *, now: int) -> list[int]:
+        """Delete the job and end its active runs, as Databricks does ("runs that were active before the
+        request may still be active; they are terminated asynchronously"): in the same transaction its
+        QUEUED runs end CANCELED and every other active run (and the runs it started) is flagged for
+        cancellation, which its driver carries out. Its runs stay readable and keep their ``job_id``.
+        Returns the ids of the runs it ended or flagged."""
+        with self.transaction():
+            if self._one(_LOCK_JOB, {"job_id": job_id}) is None:
+                raise NotFoundError(f"Job {job_id} does not exist.")
+            active = [
+                int(row[0])
+                for row in self._all(
+                    f"SELECT run_id FROM runs WHERE job_id = :job_id AND state IN {_NOT_TERMINAL}",  # noqa: S608 - constant states
+                    {"job_id": job_id},
+                )
+            ]
+            self._write("DELETE FROM jobs WHERE job_id = :job_id", {"job_id": job_id})
+            self._write(_CANCEL_DELETED_QUEUED, {"job_id": job_id, "now": now})
+            for run_id in active:
+                self._write(_CANCEL_TREE, {"run_id": run_id})
+        return active
 
     # --- runs -----------------------------------------------------------------------------------------
 
@@ -439,6 +507,9 @@ class Store:
             if state != LifeCycleState.QUEUED:
                 return None
             if job_id is not None:
+                if self._one(_LOCK_JOB, {"job_id": job_id}) is None:  # deleted: its queued runs end
+                    self._write(_CANCEL_DELETED_QUEUED, {"job_id": job_id, "now": now})
+                    return None
                 occupied, oldest_queued = self._lock_job_slots(int(job_id))
                 if occupied >= max_concurrent_runs or oldest_queued != run_id:
                     return None
@@ -532,6 +603,25 @@ class Store:
             del params["expected"]
         with self.transaction():
             return self._write(sql, params) == 1
+
+    def fail_run(self, run_id: int, message: str, *, now: int) -> None:
+        """End an active run and its unfinished task runs INTERNAL_ERROR / FAILED with ``message`` (its
+        driver could not drive it further); an ended run is left as it is."""
+        with self.transaction():
+            params = {"run_id": run_id, "message": message, "now": now}
+            self._write(_FAIL_TASK_RUNS, params)
+            self._write(_FAIL_RUN, params)
+
+    def runs_driven_by_others(self, driver: str, run_ids: Sequence[int]) -> list[int]:
+        """Which of ``run_ids`` are active and driven by a driver other than ``driver`` (taken over)."""
+        if not run_ids:
+            return []
+        rows = self._all(
+            f"SELECT run_id FROM runs WHERE run_id {{ids:run_ids}} AND state IN {_NOT_TERMINAL} "  # noqa: S608 - constant states
+            "AND driver IS NOT NULL AND driver <> :driver ORDER BY run_id",
+            {"run_ids": self._db.dialect.ids(run_ids), "driver": driver},
+        )
+        return [int(row[0]) for row in rows]
 
     def request_cancel(self, run_id: int) -> None:
         """Ask the run's driver to cancel it, and every run it started (``parent_run_id``), transitively."""
