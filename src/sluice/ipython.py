@@ -3,7 +3,9 @@
 Loading the extension (``load_ipython_extension``, called by IPython) puts ``dbutils`` (the same object as
 ``from sluice.runtime import dbutils``), ``display``, ``displayHTML`` and ``spark`` (a Spark Connect session
 made on first use: ``SPARK_REMOTE``, else a Sail server of the kernel's own, with the store's catalog;
-see :mod:`sluice.runtime.spark`) in the user namespace, redacts
+see :mod:`sluice.runtime.spark`) and ``getArgument`` in the user namespace, installs the import hooks that
+make ``SparkSession.builder``, ``databricks.sdk.runtime`` and ``pyspark.dbutils`` return these objects
+(:mod:`sluice.runtime.hooks`), redacts
 secret values in the kernel's output (:func:`sluice.runtime.redact.install_in_ipython`), and shows every
 widget ``dbutils.widgets`` creates: as an ipywidget when ``ipywidgets`` is installed (editing it changes what
 ``dbutils.widgets.get`` returns), else as a line of text. Outside a job ``dbutils.jobs.taskValues.get``
@@ -97,16 +99,19 @@ def control(name: str) -> Any:
 
 def load(ipython: Any) -> None:
     """Set up ``ipython`` (a running IPython shell): see the module docstring."""
-    from sluice.runtime import dbutils, redact
+    from sluice.runtime import dbutils, hooks, redact
     from sluice.runtime.display import display, displayHTML
     from sluice.runtime.spark import spark
+    from sluice.runtime.widgets import getArgument
 
+    hooks.install()
     widgets = dbutils.widgets
     renderer = _Renderer(widgets)
     widgets.on_created = renderer.created
     widgets.on_removed = renderer.removed
     redact.install_in_ipython(ipython)
-    ipython.push({"dbutils": dbutils, "display": display, "displayHTML": displayHTML, "spark": spark})
+    names = {"dbutils": dbutils, "display": display, "displayHTML": displayHTML, "spark": spark}
+    ipython.push({**names, "getArgument": getArgument})
 
 
 def unload(ipython: Any) -> None:

@@ -265,6 +265,13 @@ def test_remote_export_of_a_notebook_run(server: Server) -> None:
     refused = cli.cli("runs", "export", str(tasks["p"]["run_id"]))
     assert refused.returncode == 2
     assert "has no executed notebook to export on the server" in refused.stderr
+    job_run = json.loads(failed.stdout)["run_id"]
+    by_task = cli.cli("runs", "export", str(job_run), "--task", "f")  # a job run id with --task
+    assert by_task.returncode == 0, by_task.stderr
+    assert by_task.stdout == html
+    unknown = cli.cli("runs", "export", str(job_run), "--task", "nope")
+    assert unknown.returncode == 2
+    assert f"job run {job_run} has no task 'nope'; its tasks: f, p" in unknown.stderr
 
 
 def test_remote_wait_cancels_the_run_on_ctrl_c(server: Server) -> None:

@@ -77,7 +77,7 @@ def test_task_timeout_is_timedout_and_not_retried_by_default(ws: Workspace) -> N
     assert len(attempts) == 1, "a timeout is retried only with retry_on_timeout"
     slow = attempts[0]
     assert task_result(slow) == "TIMEDOUT"
-    assert "timed out" in task_message(slow).lower()
+    assert "timed out after 1 second." in task_message(slow).lower()
     assert 1000 <= slow["end_time"] - slow["start_time"] < 5000
     # databricks.md §1.5: the job result follows the leaves; a timed-out leaf is a failed leaf.
     assert done.run.result_state == "FAILED"

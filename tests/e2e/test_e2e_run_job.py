@@ -59,7 +59,8 @@ def test_a_bundle_job_runs_a_sibling_by_key(ws: Workspace) -> None:
     run = done.run
     assert run.results() == {"call": "SUCCESS", "call_fail": "FAILED", "after": "SUCCESS"}
     assert isinstance(run.task("call")["run_job_task"]["job_id"], int)  # the bundle key became the job's id
-    assert "ended FAILED" in task_message(run.task("call_fail"))
+    child_id = run.task("call")["run_job_task"]["job_id"]
+    assert f"of job 'child' (id {child_id}) ended FAILED" in task_message(run.task("call_fail"))
     call = run.task("call")
     assert call["resolved_values"]["run_job_task"]["job_parameters"] == {"who": f"run {run.run_id}"}
     output = ws.json("runs", "get-output", str(call["run_id"]))

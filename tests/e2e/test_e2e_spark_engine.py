@@ -39,6 +39,21 @@ java = spark.sql("SELECT java_method('java.lang.System', 'getProperty', 'java.ve
 dbutils.notebook.exit(json.dumps({"b": counts["b"], "java": java}))
 """
 
+#: A Databricks-style script: it builds its own session (the JVM job cluster) and imports nothing from Sluice.
+SCRIPT = """
+import sys
+
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.appName("jvm-script").getOrCreate()
+assert SparkSession.getActiveSession() is spark
+# the run's job cluster through Spark Connect, not a classic local JVM session of the script's own
+assert type(spark).__module__ == "pyspark.sql.connect.session", type(spark)
+java = spark.sql("SELECT java_method('java.lang.System', 'getProperty', 'java.version') AS v").first()["v"]
+with open(sys.argv[1], "w") as out:
+    out.write(java)
+"""
+
 QUERY = "SELECT CAST(:x AS INT) + 1 AS y, java_method('java.lang.System', 'getProperty', 'java.version') AS j"
 
 
@@ -70,7 +85,10 @@ def _task(key: str, **fields: Any) -> dict[str, Any]:
 def test_a_notebook_and_a_sql_task_run_on_apache_spark(ws: Workspace) -> None:
     ws.write("nb.py", NOTEBOOK)
     ws.write("q.sql", QUERY)
+    ws.write("script.py", SCRIPT)
+    script_out = ws.dir / "script.txt"
     tasks = [
+        _task("script", spark_python_task={"python_file": "script.py", "parameters": [str(script_out)]}),
         _task("nb", notebook_task={"notebook_path": "nb"}),
         _task(
             "q",
@@ -80,7 +98,9 @@ def test_a_notebook_and_a_sql_task_run_on_apache_spark(ws: Workspace) -> None:
     ]
     clusters = [{"job_cluster_key": "jvm", "new_cluster": {"spark_conf": {"sluice.compute.engine": "spark"}}}]
     done = ws.run(ws.job(tasks, job_clusters=clusters), timeout=600)
-    assert done.run.results() == {"nb": "SUCCESS", "q": "SUCCESS"}, [task_message(t) for t in done.run.tasks]
+    assert done.run.results() == {"script": "SUCCESS", "nb": "SUCCESS", "q": "SUCCESS"}, [
+        task_message(t) for t in done.run.tasks
+    ]
     notebook = ws.json("runs", "get-output", str(done.run.task("nb")["run_id"]))
     result = json.loads(notebook["notebook_output"]["result"])
     assert result["b"] == 2
@@ -89,3 +109,4 @@ def test_a_notebook_and_a_sql_task_run_on_apache_spark(ws: Workspace) -> None:
     first = sql["sql_output"]["rows"][0]
     assert first["y"] == 42
     assert first["j"] == result["java"], "the run's tasks shared one JVM server"
+    assert script_out.read_text() == result["java"], "SparkSession.builder.getOrCreate() is the run's session"

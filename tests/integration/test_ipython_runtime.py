@@ -181,6 +181,27 @@ def test_load_ext_sluice_gives_spark_on_a_server_of_its_own(tmp_path: Path) -> N
     assert texts(outputs[2]).strip() == "42"
 
 
+def test_load_ext_sluice_makes_databricks_imports_and_the_builder_return_its_objects(tmp_path: Path) -> None:
+    outputs = execute(
+        tmp_path,
+        [
+            "%load_ext sluice",
+            "from databricks.sdk.runtime import dbutils as d, display as show, getArgument as arg\n"
+            "from pyspark.dbutils import DBUtils\n"
+            "print(d is dbutils, show is display, DBUtils(None) is dbutils, arg('x', 'dflt'))",
+            "import os\nos.environ.pop('SPARK_REMOTE', None)\n"
+            f"os.environ['SLUICE_HOME'] = {str(tmp_path / 'home')!r}\n"
+            "from pyspark.sql import SparkSession\n"
+            "s = SparkSession.builder.appName('x').getOrCreate()\n"
+            "print(s is SparkSession.getActiveSession(), s.range(3).count())\n"
+            "s.range(2).display()",
+        ],
+    )
+    assert texts(outputs[1]).strip() == "True True True dflt"
+    assert texts(outputs[2]).splitlines()[0] == "True 3"
+    assert "2 rows" in texts(outputs[2])
+
+
 def test_widgets_show_as_text_without_ipywidgets(tmp_path: Path) -> None:
     outputs = execute(
         tmp_path,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.notebooks.magics import legacy_names, split_sql, transform_databricks_magics
+from sluice.notebooks.magics import (
+    MagicError,
+    legacy_names,
+    split_sql,
+    substitute_get_argument,
+    transform_databricks_magics,
+)
 from sluice.sqltask import bind_inline, markers
 
 
@@ -47,3 +53,18 @@ def test_legacy_names_are_the_substituted_dollar_brace_parameters_once_each_in_o
     values = {"a": "1", "b": "2"}
     assert legacy_names("SELECT ${b}, ${a}, ${b}, ${missing}, :a", values) == ["b", "a"]
     assert legacy_names("SELECT :a", values) == []
+
+
+def test_get_argument_in_sql_is_the_widget_value_as_a_string_literal() -> None:
+    values = {"region": "emea", "who": "O'Brien"}
+    text = substitute_get_argument(
+        "SELECT * FROM t WHERE r = getArgument('region') AND n = getArgument(\"who\") "
+        "AND id > getArgument('min_id', '1')",
+        values,
+    )
+    assert text == "SELECT * FROM t WHERE r = 'emea' AND n = 'O\\'Brien' AND id > '1'"
+
+
+def test_get_argument_in_sql_without_value_or_default_names_the_widget() -> None:
+    with pytest.raises(MagicError, match=r"getArgument\('day'\) in %sql: no widget or job parameter 'day'"):
+        substitute_get_argument("SELECT getArgument('day')", {})

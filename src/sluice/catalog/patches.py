@@ -6,6 +6,7 @@ Installed once per process by :func:`sluice.runtime.spark.get_spark`:
   its deterministic one under the warehouse), format Delta unless given; the table is recorded in the store.
 - ``DataFrameReader.load`` (so ``csv``/``json``/``parquet``/``text``/``orc``) and ``DataFrameWriter.save``
   (so its format shortcuts): ``/Volumes/...``, ``dbfs:/...`` and ``file:/...`` paths become local paths.
+- ``DataFrame.display()``: Databricks' method, the same as ``display(df)``.
 - ``SparkSession.sql``: statements Sail does not parse, or that must reach the store, are answered by
   :mod:`sluice.catalog.sql`.
 """
@@ -80,6 +81,7 @@ def install(catalog_factory: Callable[[], CatalogStore]) -> None:
     global _installed  # the classes are patched once per process
     if _installed:
         return
+    from pyspark.sql.connect.dataframe import DataFrame
     from pyspark.sql.connect.readwriter import DataFrameReader, DataFrameWriter
     from pyspark.sql.connect.session import SparkSession
 
@@ -121,6 +123,12 @@ def install(catalog_factory: Callable[[], CatalogStore]) -> None:
             return answer
         return original_sql(self, sqlQuery, args, **kwargs)
 
+    def display(self: Any, *args: Any, **kwargs: Any) -> None:
+        from sluice.runtime.display import display as show
+
+        show(self, *args, **kwargs)
+
+    DataFrame.display = display  # type: ignore[attr-defined]  # Databricks' df.display()
     DataFrameReader.load = load  # type: ignore[method-assign]
     DataFrameWriter.save = save  # type: ignore[method-assign]
     DataFrameWriter.saveAsTable = save_as_table  # type: ignore[method-assign]

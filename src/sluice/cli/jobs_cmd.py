@@ -288,7 +288,7 @@ def run_now(
         bool,
         typer.Option("--wait", help="Drive the run here (remote: wait for the server) and print its result."),
     ] = False,
-    output: OutputOpt = Output.json,
+    output: Annotated[Output, typer.Option("--output", "-o", help="json (default) or table.")] = Output.json,
     profile: ProfileOpt = None,
 ) -> None:
     """Start a run of a job. Without --wait a background process drives it and the run id is printed.

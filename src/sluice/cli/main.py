@@ -282,6 +282,7 @@ def _report(store: Store, run_id: int, output: Output) -> int:
         rows = [
             (
                 label(tr),
+                tr.run_id,
                 tr.attempt_number,
                 tr.result_state or tr.state,
                 f"{(tr.end_time - tr.start_time) / 1000:.2f}s" if tr.start_time and tr.end_time else "",
@@ -290,13 +291,13 @@ def _report(store: Store, run_id: int, output: Output) -> int:
             for tr in sorted(task_runs, key=position)
         ]
         print_table(
-            ["task", "attempt", "result", "duration", "message"],
+            ["task", "task_run_id", "attempt", "result", "duration", "message"],
             rows,
             title=f"run {run_id}: {run_record.result_state or run_record.state}",
         )
         if run_record.state_message:
             typer.echo(run_record.state_message)
-        typer.echo(f"Logs: sluice runs logs {run_id} [--task KEY]")
+        typer.echo(f"Logs: sluice runs logs {run_id} --task TASK (or: sluice runs logs TASK_RUN_ID)")
     return exit_code_for(run_record.result_state)
 
 

@@ -26,6 +26,7 @@ from sluice.cli.common import (
 
 if TYPE_CHECKING:
     from sluice.store import Store
+    from sluice.store.records import TaskRunRecord
 
 app = typer.Typer(help="Inspect, follow, cancel and reconcile runs.", no_args_is_help=True)
 
@@ -108,8 +109,8 @@ def wait_remote(client: remote.Client, run_id: int, output: Output) -> int:
 
 
 def _task_rows(doc: dict[str, Any], now: int | None = None) -> list[tuple[Any, ...]]:
-    """``(task, attempt, result, duration, message)`` of each attempt in a Run document, in task order;
-    with ``now``, a running attempt's duration so far."""
+    """``(task, task run id, attempt, result, duration, message)`` of each attempt in a Run document, in
+    task order; with ``now``, a running attempt's duration so far."""
     first: dict[str, int] = {}
     for entry in doc.get("tasks", []):
         first.setdefault(entry["task_key"], len(first))
@@ -123,6 +124,7 @@ def _task_rows(doc: dict[str, Any], now: int | None = None) -> list[tuple[Any, .
         rows.append(
             (
                 t["task_key"],
+                t["run_id"],
                 t["attempt_number"],
                 t["state"].get("result_state") or t["state"]["life_cycle_state"],
                 f"{(end - start) / 1000:.2f}s" if start and end else "",
@@ -140,7 +142,7 @@ def _live_table(doc: dict[str, Any]) -> Any:
 
     state = doc["state"]
     table = Table(title=f"run {doc['run_id']}: {state['life_cycle_state']}", title_justify="left")
-    for column in ("task", "attempt", "state", "duration", "message"):
+    for column in ("task", "task_run_id", "attempt", "state", "duration", "message"):
         table.add_column(column)
     for row in _task_rows(doc, now_ms()):
         table.add_row(*(str(v) for v in row))
@@ -156,11 +158,16 @@ def print_run(doc: dict[str, Any], output: Output) -> int:
     rows = _task_rows(doc)
     result = state.get("result_state") or state["life_cycle_state"]
     print_table(
-        ["task", "attempt", "result", "duration", "message"], rows, title=f"run {doc['run_id']}: {result}"
+        ["task", "task_run_id", "attempt", "result", "duration", "message"],
+        rows,
+        title=f"run {doc['run_id']}: {result}",
     )
     if state.get("state_message"):
         typer.echo(state["state_message"])
-    typer.echo("Logs: sluice runs get-output TASK_RUN_ID (task run ids: sluice runs get RUN_ID)")
+    typer.echo(
+        "Logs: sluice runs get-output TASK_RUN_ID (on the local store also: "
+        f"sluice runs logs {doc['run_id']} --task TASK)"
+    )
     return exit_code_for(state.get("result_state"))
 
 
@@ -304,9 +311,32 @@ def _cancel_local(run_id: int, *, wait: bool) -> None:
         store.close()
 
 
+def _task_run_list(task_runs: list[TaskRunRecord]) -> str:
+    """``bronze 2, silver 3`` (the latest attempt of each task, in order of first start)."""
+    latest: dict[str, int] = {}
+    for tr in task_runs:
+        latest[tr.task_key] = tr.run_id
+    return ", ".join(f"{key} {run_id}" for key, run_id in latest.items()) or "none"
+
+
+def _job_run_of(store: Store, run_id: int) -> tuple[int, TaskRunRecord | None]:
+    """``(job run id, None)`` for a job run id; ``(its job run id, the task run)`` for a task run id."""
+    from sluice.errors import NotFoundError
+
+    try:
+        store.get_run(run_id)
+        return run_id, None
+    except NotFoundError:
+        try:
+            tr = store.get_task_run(run_id)
+        except NotFoundError:
+            raise NotFoundError(f"Run {run_id} does not exist (neither a job run nor a task run).") from None
+        return tr.job_run_id, tr
+
+
 @app.command("logs")
 def logs(
-    run_id: RunIdArg,
+    run_id: Annotated[int, typer.Argument(help="A job run id, or a task run id (no --task needed).")],
     task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
     attempt: Annotated[int | None, typer.Option("--attempt", help="Only this attempt number.")] = None,
 ) -> None:
@@ -318,16 +348,30 @@ def logs(
         remote.local_only("runs logs")
         store = open_store(load_settings())
         try:
-            store.get_run(run_id)
-            task_runs = [
-                tr
-                for tr in store.list_task_runs(run_id)
-                if (task is None or tr.task_key == task) and (attempt is None or tr.attempt_number == attempt)
-            ]
+            job_run_id, one = _job_run_of(store, run_id)
+            every = store.list_task_runs(job_run_id)
         finally:
             store.close()
+    if one is not None:
+        if task is not None and task != one.task_key:
+            fail(
+                f"run {run_id} is task run '{one.task_key}' of job run {job_run_id}, not '{task}'; "
+                f"use 'sluice runs logs {job_run_id} --task {task}'",
+                EXIT_INVALID,
+            )
+        task_runs = [tr for tr in every if tr.run_id == one.run_id]
+    else:
+        task_runs = [
+            tr
+            for tr in every
+            if (task is None or tr.task_key == task) and (attempt is None or tr.attempt_number == attempt)
+        ]
     if not task_runs:
-        fail(f"run {run_id} has no task attempt matching --task {task} --attempt {attempt}", EXIT_INVALID)
+        fail(
+            f"run {run_id} has no task attempt matching --task {task} --attempt {attempt}; "
+            f"its tasks (latest task run ids): {_task_run_list(every)}",
+            EXIT_INVALID,
+        )
     from sluice.engine.output import read_log
 
     for tr in task_runs:
@@ -351,27 +395,45 @@ def get_output(
             print_json(client.run_output(task_run_id))
             return
         from sluice.engine.output import run_output
+        from sluice.errors import InvalidRequestError
 
         store = open_store(load_settings())
         try:
-            print_json(run_output(store, task_run_id))
+            try:
+                print_json(run_output(store, task_run_id))
+            except InvalidRequestError as exc:  # a job run id: name its task runs
+                every = store.list_task_runs(task_run_id)
+                raise InvalidRequestError(
+                    f"{exc} Run {task_run_id} is a job run; its tasks (latest task run ids): "
+                    f"{_task_run_list(every)}"
+                ) from None
         finally:
             store.close()
 
 
 @app.command("export")
 def export(
-    task_run_id: Annotated[int, typer.Argument(help="The task run id of a notebook task attempt.")],
+    task_run_id: Annotated[
+        int, typer.Argument(help="The task run id of a notebook task attempt, or a job run id with --task.")
+    ],
     output_file: Annotated[
         Path | None,
         typer.Option("--file", "-o", help="Write the HTML here instead of to standard output."),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="With a job run id: export this task's latest attempt.")
     ] = None,
     profile: ProfileOpt = None,
 ) -> None:
     """Export a notebook task run as HTML: the executed notebook with its outputs, also after a failure."""
     with errors_to_exit_codes():
         client = remote.connect(profile)
-        html = _export_remote(client, task_run_id) if client is not None else _export_local(task_run_id)
+        if client is not None:
+            if task is not None:
+                task_run_id = _remote_task_run(client, task_run_id, task)
+            html = _export_remote(client, task_run_id)
+        else:
+            html = _export_local(task_run_id, task)
     if output_file is None:
         sys.stdout.write(html)
         return
@@ -392,12 +454,41 @@ def _export_remote(client: remote.Client, task_run_id: int) -> str:
     return str(chosen.get("content", ""))
 
 
-def _export_local(task_run_id: int) -> str:
+def _remote_task_run(client: remote.Client, job_run_id: int, task: str) -> int:
+    """The latest attempt of task ``task`` in job run ``job_run_id`` on the server."""
+    from sluice.errors import InvalidRequestError
+
+    tasks = client.get_run(job_run_id).get("tasks", [])
+    found = [t["run_id"] for t in tasks if t.get("task_key") == task]
+    if not found:
+        keys = ", ".join(dict.fromkeys(str(t.get("task_key")) for t in tasks)) or "none"
+        raise InvalidRequestError(f"job run {job_run_id} has no task '{task}'; its tasks: {keys}")
+    return int(found[-1])
+
+
+def _export_local(task_run_id: int, task: str | None = None) -> str:
     from sluice.errors import InvalidRequestError
 
     store = open_store(load_settings())
     try:
-        tr = store.get_task_run(task_run_id)
+        job_run_id, one = _job_run_of(store, task_run_id)
+        if one is None:
+            every = store.list_task_runs(job_run_id)
+            picked = [tr for tr in every if tr.task_key == task]
+            if task is None or not picked:
+                why = "names a job run" if task is None else f"is a job run without a task '{task}'"
+                raise InvalidRequestError(
+                    f"run {task_run_id} {why}: export takes a notebook task's run id, or a job run id "
+                    f"with --task; its tasks (latest task run ids): {_task_run_list(every)}"
+                )
+            one = picked[-1]
+        elif task is not None and task != one.task_key:
+            raise InvalidRequestError(
+                f"run {task_run_id} is task run '{one.task_key}' of job run {job_run_id}, not '{task}'; "
+                f"use 'sluice runs export {job_run_id} --task {task}'"
+            )
+        tr = one
+        task_run_id = tr.run_id
         run = store.get_run(tr.job_run_id)
     finally:
         store.close()
@@ -423,7 +514,7 @@ def _export_local(task_run_id: int) -> str:
 
 @app.command("repair")
 def repair(  # noqa: PLR0913, PLR0917 - the command's options, as typer passes them
-    run_id: RunIdArg,
+    run_id: Annotated[int, typer.Argument(help="A job run id, or a task run id (repairs that task).")],
     task: Annotated[list[str] | None, typer.Option("--task", help="Re-run this task; repeatable.")] = None,
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Re-run every unsuccessful task.")] = False,
     dependents: Annotated[
@@ -439,7 +530,7 @@ def repair(  # noqa: PLR0913, PLR0917 - the command's options, as typer passes t
         bool,
         typer.Option("--wait", help="Drive the repair here (remote: wait for the server); print the run."),
     ] = False,
-    output: OutputOpt = Output.json,
+    output: Annotated[Output, typer.Option("--output", "-o", help="json (default) or table.")] = Output.json,
     profile: ProfileOpt = None,
 ) -> None:
     """Re-run tasks of a finished run inside the same run, with the job's current settings.
@@ -470,6 +561,20 @@ def repair(  # noqa: PLR0913, PLR0917 - the command's options, as typer passes t
             raise typer.Exit(wait_remote(client, run_id, output))
         store = open_store(load_settings())
         try:
+            job_run_id, one = _job_run_of(store, run_id)
+            if one is not None:  # a task run id: repair its job run's task
+                key = (
+                    store.get_task_run(one.parent_task_run_id).task_key
+                    if one.parent_task_run_id is not None
+                    else one.task_key
+                )
+                if task and task != [key]:
+                    fail(
+                        f"run {run_id} is task run '{key}' of job run {job_run_id}; use 'sluice runs repair "
+                        f"{job_run_id} --task ...' to re-run other tasks",
+                        EXIT_INVALID,
+                    )
+                run_id, task = job_run_id, [key]
             record = repair_run(
                 store,
                 run_id,

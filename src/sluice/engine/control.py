@@ -245,14 +245,15 @@ def start_run_job(
         attempt.task_run_id,
         state=LifeCycleState.RUNNING.value,
         start_time=now,
-        state_message=f"waiting for run {child.run_id} of job {job.job_id}",
+        state_message=f"waiting for run {child.run_id} of {_job_label(job.job_id, child.run_name)}",
         output={"run_job_output": {"run_id": child.run_id}},
         resolved_values={"run_job_task": {"job_id": job.job_id, "job_parameters": params}},
     )
     if attempt.parent is None:
-        state.messages[key] = f"run {child.run_id} of job {job.job_id}"
+        state.messages[key] = f"run {child.run_id} of {_job_label(job.job_id, child.run_name)}"
     if child.state == LifeCycleState.SKIPPED.value:
-        message = f"run {child.run_id} of job {job.job_id} was skipped: {child.state_message}"
+        label = _job_label(job.job_id, child.run_name)
+        message = f"run {child.run_id} of {label} was skipped: {child.state_message}"
         d._attempt_done(state, attempt, now, Outcome(ResultState.FAILED, message, message))
         return
     d.children[child.run_id] = (state, attempt)
@@ -261,6 +262,11 @@ def start_run_job(
     if timeout > 0:
         d._push("task_timeout", now + timeout * 1000, state.run_id, key, attempt.task_run_id)
     d.adopt_later(child)
+
+
+def _job_label(job_id: int | None, name: str) -> str:
+    """``job 'nightly-etl' (id 7)``: the job as its name says, with the id the API uses."""
+    return f"job '{name}' (id {job_id})" if name else f"job {job_id}"
 
 
 def child_finished(d: Driver, child: RunState, now: int) -> None:
@@ -275,7 +281,8 @@ def child_finished(d: Driver, child: RunState, now: int) -> None:
     elif result in _CHILD_RESULT:
         outcome = Outcome(_CHILD_RESULT[result], "")
     else:
-        message = f"run {child.run_id} of job {child.record.job_id} ended {result.value}"
+        label = _job_label(child.record.job_id, child.record.run_name)
+        message = f"run {child.run_id} of {label} ended {result.value}"
         outcome = Outcome(ResultState.FAILED, message, message)
     d._attempt_done(state, attempt, now, outcome)
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from sluice import dag, gitsource
 from sluice.compute.manager import ComputeManager
 from sluice.engine import checkout as checkouts
-from sluice.engine import control, runstate, workflow_runs
+from sluice.engine import control, runstate, seconds, workflow_runs
 from sluice.engine.clock import Clock, now_ms
 from sluice.engine.identity import DriverId
 from sluice.engine.plan import TaskPlan
@@ -79,6 +79,10 @@ class _Timer:
     iteration: int | None = field(compare=False, default=None)
 
 
+#: A run's API token expires after this even if its driver died before revoking it at the run's end.
+RUN_TOKEN_LIFETIME_S = 7 * 24 * 3600
+
+
 class Driver:
     """Drives any number of runs to completion with at most ``parallelism`` task processes at once."""
 
@@ -107,6 +111,10 @@ class Driver:
         self.listener = listener
         self.driver_id = str(driver_id or DriverId.current())
         self.runs: dict[int, RunState] = {}
+        #: The Jobs API's URL when this driver runs inside ``sluice serve`` (set by it once it listens):
+        #: each run's tasks then get ``DATABRICKS_HOST`` and a token valid until the run ends.
+        self.api_url: str | None = None
+        self._run_tokens: dict[int, tuple[str, str]] = {}
         self._running: dict[int, tuple[RunState, Attempt]] = {}
         #: Tasks (iteration None) and for-each iterations ready to start, in order.
         self._ready: deque[tuple[RunState, str, int | None]] = deque()
@@ -366,6 +374,33 @@ class Driver:
             for attempt_id in self._running:
                 self.executor.kill(attempt_id, grace=0)
 
+    def _run_token(self, state: RunState) -> str:
+        """The run's API token (created on its first task launch), acting as the run's creator."""
+        known = self._run_tokens.get(state.run_id)
+        if known is not None:
+            return known[0]
+        from sluice.identity import local_user
+        from sluice.store.tokens import create_token
+
+        value, info = create_token(
+            self.store,
+            comment=f"run {state.run_id} (revoked when the run ends)",
+            now=self.clock(),
+            user_name=state.record.creator_user_name or local_user(),
+            lifetime_seconds=RUN_TOKEN_LIFETIME_S,
+        )
+        self._run_tokens[state.run_id] = (value, info.token_id)
+        return value
+
+    def _revoke_run_token(self, run_id: int, now: int) -> None:
+        known = self._run_tokens.pop(run_id, None)
+        if known is not None:
+            from sluice.errors import NotFoundError
+            from sluice.store.tokens import revoke_token
+
+            with contextlib.suppress(NotFoundError):  # someone revoked it already
+                revoke_token(self.store, known[1], now=now)
+
     def _fail_unstarted(self, state: RunState, message: str, code: str, now: int) -> None:
         """The run cannot start (no checkout, unresolvable job parameters): no task runs."""
         for key in state.graph.order:
@@ -478,6 +513,7 @@ class Driver:
             with self.store.savepoint():
                 self.store.request_cancel(run_id)  # run-job and notebook.run children end too
                 self.store.fail_run(run_id, message, now=now)
+                self._revoke_run_token(run_id, now)
             if waiting is not None:
                 parent, attempt = waiting
                 ended = f"run {run_id} ended INTERNAL_ERROR: {message}"
@@ -628,6 +664,8 @@ class Driver:
         if self.store.url is not None:  # task-side runtime parts (dbutils.notebook.run) open the store
             env["SLUICE_DATABASE_URL"] = self.store.url
         env.update(self.compute.task_env(state.run_id, state.record.settings, key))  # SPARK_REMOTE
+        if self.api_url:
+            env.update({"DATABRICKS_HOST": self.api_url, "DATABRICKS_TOKEN": self._run_token(state)})
         context = state.context_for(key, attempt)
         document = context_document({**context, "attempt_dir": str(attempt_dir)})
         if len(document) <= INLINE_LIMIT:
@@ -842,13 +880,13 @@ class Driver:
         """Kill the attempt's processes, or cancel the run a run-job attempt waits for."""
         parked = next((a for _, a in self.children.values() if a.task_run_id == attempt_id), None)
         if parked is not None and parked.killed_as is None:
-            message = f"Task timed out after {parked.timeout_s} seconds."
+            message = f"Task timed out after {seconds(parked.timeout_s)}."
             control.stop_children(self, state, attempt_id, ResultState.TIMEDOUT, message)
         entry = self._running.get(attempt_id)
         if entry is not None and entry[1].killed_as is None:
             attempt = entry[1]
             attempt.killed_as = ResultState.TIMEDOUT
-            attempt.kill_reason = f"Task timed out after {attempt.timeout_s} seconds."
+            attempt.kill_reason = f"Task timed out after {seconds(attempt.timeout_s)}."
             self._kills.append((attempt_id, KILL_GRACE_S))
 
     def _poll_cancels(self, now: int) -> None:
@@ -899,6 +937,7 @@ class Driver:
             return
         state.finish(self.store, now)
         self.compute.release_run(state.run_id)
+        self._revoke_run_token(state.run_id, now)
         control.child_finished(self, state, now)
         self._notify(state)
 

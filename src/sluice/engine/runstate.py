@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice import dag
+from sluice.engine import seconds
 from sluice.engine.plan import JobPlan, TaskPlan
 from sluice.errors import SluiceError
 from sluice.states import LifeCycleState, ResultState, RunIf
@@ -203,7 +204,7 @@ class RunState:
 
     def stop_message(self) -> str:
         if self.stopping is ResultState.TIMEDOUT:
-            return f"Run timed out after {self.timeout_seconds} seconds."
+            return f"Run timed out after {seconds(self.timeout_seconds)}."
         return "Run was canceled."
 
     # ------------------------------------------------------------------ references and context
@@ -271,6 +272,8 @@ class RunState:
             "job_run_id": self.run_id,
             "task_key": key,
             "task_run_id": attempt.task_run_id,
+            "user_name": self.record.creator_user_name,
+            "job_name": self.record.run_name,
             "attempt_number": attempt.attempt_number,
             "parameters": self.job_parameters,
             # Every finished task, with {} when it set nothing: get() then says "no such key", not "no task".

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sluice.engine import seconds
 from sluice.errors import SluiceError
 from sluice.states import LifeCycleState, ResultState, RunType, TriggerType
 
@@ -121,7 +122,7 @@ def _wait(store: Store, run_id: int, path: str, timeout_seconds: int) -> str:
         if deadline is not None and time.monotonic() > deadline:
             store.request_cancel(run_id)
             raise WorkflowException(
-                f"Notebook run {run_id} of '{path}' did not finish within {timeout_seconds} seconds"
+                f"Notebook run {run_id} of '{path}' did not finish within {seconds(timeout_seconds)}"
             )
         time.sleep(POLL_MS / 1000)
 

@@ -33,6 +33,7 @@ from importlib.machinery import SourceFileLoader
 from typing import Any, NoReturn, cast
 
 from sluice.executors import PROCESS_TAG_ENV, TAG_WIDTH, caplog
+from sluice.runtime import hooks
 
 ERROR_FILE = "error.json"
 STDOUT_FILE = "stdout.log"
@@ -117,6 +118,7 @@ def _run(request: Mapping[str, Any], token: str) -> int:
     os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
     os.environ[PROCESS_TAG_ENV] = f"{token}.{str(request['id']).zfill(TAG_WIDTH)}"
     os.environ[ATTEMPT_DIR_ENV] = attempt_dir
+    hooks.install()  # SparkSession.builder, databricks.sdk.runtime and pyspark.dbutils find the run's objects
     extra_path = request.get("env", {}).get("PYTHONPATH", "")
     kind = str(request["kind"])
     if kind != "notebook":
@@ -232,7 +234,10 @@ def _wheel_runner(target: str, argv: Sequence[str], extra_path: str) -> Callable
     _prepend_pythonpath(None, extra_path)
     sys.argv = [package, *argv]
     main = types.ModuleType("__main__")  # as under a console script: not the zygote's module
-    main.__dict__.update(__builtins__=builtins, __spec__=None, __package__=None)
+    # A console script's __main__ has a __file__ (bin/<entry point>); PySpark's Connect client, among
+    # others, treats a __main__ with neither __spec__ nor __file__ as a doctest run and exits.
+    script = os.path.join(os.path.dirname(sys.executable), entry_point)
+    main.__dict__.update(__builtins__=builtins, __spec__=None, __package__=None, __file__=script)
     sys.modules["__main__"] = main
 
     def run_entry_point() -> object:

@@ -94,10 +94,13 @@ def _display_functions() -> dict[str, Any]:
 def prepare_shell(shell: InteractiveShell) -> None:
     """Give ``shell`` the notebook names and magics; run before the first cell."""
     from sluice.notebooks import magics
-    from sluice.runtime import dbutils
+    from sluice.runtime import dbutils, hooks
+    from sluice.runtime.widgets import getArgument
 
+    hooks.install()  # SparkSession.builder, databricks.sdk.runtime, pyspark.dbutils: the notebook's objects
     namespace = shell.user_ns
     namespace["dbutils"] = dbutils
+    namespace["getArgument"] = getArgument
     namespace.update(_display_functions())
     namespace["spark"] = _LazySpark(namespace) if _module_exists(SPARK_MODULE) else _NoSpark()
     magics.register(shell)

@@ -203,6 +203,28 @@ def _widget_values(shell: InteractiveShell) -> dict[str, str]:
         return {}
 
 
+_GET_ARGUMENT = re.compile(
+    r"""\bgetArgument\(\s*(['"])(?P<name>[^'"]+)\1\s*(?:,\s*(['"])(?P<default>[^'"]*)\3\s*)?\)"""
+)
+
+
+def _get_argument(match: re.Match[str], values: Mapping[str, str]) -> str:
+    """``getArgument('name'[, 'default'])`` in SQL: the widget's value as a string literal."""
+    name, default = match.group("name"), match.group("default")
+    value = values.get(name, default)
+    if value is None:
+        raise MagicError(
+            f"getArgument('{name}') in %sql: no widget or job parameter '{name}' is defined; create it with "
+            f"dbutils.widgets.text('{name}', ...) or pass a default: getArgument('{name}', 'default')"
+        )
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def substitute_get_argument(statement: str, values: Mapping[str, str]) -> str:
+    """``getArgument('name')`` / ``getArgument('name', 'default')`` replaced by string literals."""
+    return _GET_ARGUMENT.sub(lambda m: _get_argument(m, values), statement)
+
+
 def legacy_names(statement: str, values: Mapping[str, str]) -> list[str]:
     """The parameters a statement uses in the legacy ``${name}`` form (those with a value), in order."""
     found = [m.group(1) for m in _LEGACY_SUBST.finditer(statement) if m.group(1) in values]
@@ -246,7 +268,8 @@ def run_sql(shell: InteractiveShell, query: str) -> None:
     result: Any = None
     for statement in statements:
         _note_legacy(legacy_names(statement, values), where)
-        text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), statement)
+        text = substitute_get_argument(statement, values)
+        text = _LEGACY_SUBST.sub(lambda m: values.get(m.group(1), m.group(0)), text)
         # Commands (INSERT, UPDATE, DELETE, MERGE ...) take no args on Sail: sql_task's binding inlines
         # their values as safe literals; queries get them as named parameters.
         try:

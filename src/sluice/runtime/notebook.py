@@ -25,6 +25,8 @@ TYPE_CHECKING = False  # typing is not imported at run time: this module is on t
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from sluice.runtime.entry_point import EntryPoint
+
 
 NOTEBOOK_EXIT_FILE = "notebook_exit.json"
 #: Databricks keeps the first 5 MB of an exit value (``notebook_output.result``), here 5 MiB of UTF-8.
@@ -55,6 +57,13 @@ def truncate_result(value: str) -> tuple[str, bool]:
 
 class NotebookUtil:
     """``dbutils.notebook``."""
+
+    @property
+    def entry_point(self) -> EntryPoint:
+        """``entry_point.getDbutils().notebook().getContext()``: see :mod:`sluice.runtime.entry_point`."""
+        from sluice.runtime.entry_point import entry_point
+
+        return entry_point
 
     def exit(self, value: str) -> None:
         """Stop the notebook now; in a job the task succeeds with ``value`` as its notebook output."""

@@ -15,6 +15,10 @@ for Databricks code:
 - ``spark.sql`` answers what Sail does not parse (``CREATE VOLUME``, ``DESCRIBE HISTORY`` ...) from the
   store and the file system (``sluice.catalog.sql``).
 
+User code that builds its own session gets this one: :func:`patch_session_module` (installed by
+:mod:`sluice.runtime.hooks` in task processes and kernels) makes ``SparkSession.builder...getOrCreate()``
+and ``SparkSession.getActiveSession()`` return :func:`get_spark`'s session.
+
 ``import sluice.runtime.spark`` imports only the standard library; PySpark (~0.5 s) loads on first use.
 """
 
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
     from sluice.store.catalog import CatalogStore
 
 REMOTE_ENV = "SPARK_REMOTE"
+#: Set in pyspark's environment: its classic ``SparkSession`` classmethods then dispatch to Spark Connect.
+CONNECT_MODE_ENV = "SPARK_CONNECT_MODE_ENABLED"
 _lock = threading.RLock()
 _session: Any = None
 _catalog: CatalogStore | None = None
@@ -81,19 +87,68 @@ def get_spark() -> Any:
     """The process's Spark Connect session (created, prepared and cached on first call)."""
     global _session  # the process's one session, like Databricks' ``spark``
     with _lock:
-        if _session is not None:
+        if _session is not None and not _session.is_stopped:
             return _session
-        from pyspark.sql import SparkSession
+        from pyspark.sql.connect.session import SparkSession
 
         from sluice.catalog import patches
         from sluice.catalog.session import register
 
         endpoint = _endpoint()
-        session = SparkSession.builder.remote(endpoint).getOrCreate()
+        os.environ[CONNECT_MODE_ENV] = "1"  # classic SparkSession classmethods then dispatch to Connect's
+        # create(), not getOrCreate(): the patched getOrCreate/getActiveSession would come back here
+        session = SparkSession.builder.remote(endpoint).create()
         patches.install(catalog_store)
         register(session, catalog_store())
         _session = session
         return session
+
+
+def _apply_builder_options(session: Any, options: dict[str, str]) -> None:
+    """What ``.appName(...)``/``.config(...)`` asked for, set on ``session`` as PySpark does for an
+    existing session (static and unknown settings are ignored silently)."""
+    from pyspark.sql.connect.session import SparkSession
+
+    builder = SparkSession.builder
+    builder.config(map={k: v for k, v in options.items() if k not in ("spark.remote", "spark.master")})
+    builder._apply_options(session)
+
+
+def patch_session_module(module: Any) -> None:
+    """Make ``module``'s ``SparkSession.builder.getOrCreate()`` (and Connect's ``getActiveSession``) return
+    :func:`get_spark`'s session; a builder with its own ``.remote(...)`` keeps PySpark's behaviour.
+
+    ``module`` is ``pyspark.sql.session`` (the class user code imports) or ``pyspark.sql.connect.session``;
+    called by :mod:`sluice.runtime.hooks` right after it is imported, once per module.
+    """
+    cls: Any = getattr(module, "SparkSession", None)
+    builder_cls = getattr(cls, "Builder", None)
+    if builder_cls is None or getattr(builder_cls, "_sluice_patched", False):
+        return
+    original_get_or_create = builder_cls.getOrCreate
+
+    def getOrCreate(self: Any) -> Any:
+        options = dict(self._options)
+        if "spark.remote" in options or getattr(self, "_channel_builder", None) is not None:
+            return original_get_or_create(self)
+        session = get_spark()
+        _apply_builder_options(session, options)
+        return session
+
+    getOrCreate.__doc__ = original_get_or_create.__doc__
+    builder_cls.getOrCreate = getOrCreate
+    builder_cls._sluice_patched = True
+    if module.__name__ == "pyspark.sql.connect.session":
+        original_active = cls.__dict__["getActiveSession"].__func__
+
+        def getActiveSession(klass: Any) -> Any:
+            found = original_active(klass)
+            return found if found is not None else get_spark()
+
+        getActiveSession.__doc__ = original_active.__doc__
+        cls.getActiveSession = classmethod(getActiveSession)
+    else:
+        os.environ[CONNECT_MODE_ENV] = "1"  # classic classmethods dispatch to the (patched) Connect ones
 
 
 def reset() -> None:
@@ -121,4 +176,4 @@ class _LazySpark:
 
 spark: Any = _LazySpark()
 
-__all__ = ["endpoint", "get_spark", "reset", "spark"]
+__all__ = ["endpoint", "get_spark", "patch_session_module", "reset", "spark"]

@@ -302,3 +302,9 @@ def _as_text_map(parameters: Mapping[str, Any]) -> dict[str, str]:
 
 #: ``dbutils.widgets`` of this process.
 widgets = Widgets()
+
+
+def getArgument(name: str, defaultValue: str | None = None) -> str | None:
+    """The notebook global ``getArgument(name, default)``: ``dbutils.widgets.getArgument`` (deprecated there
+    too): the widget's or job-passed value, else ``defaultValue``."""
+    return widgets.getArgument(name, defaultValue)

@@ -189,6 +189,7 @@ class Orchestrator:
             failures,
             f" in {pause:.0f} s" if pause else " now",
         )
+        api_url = self.driver.api_url  # the new driver's tasks call the same server
         while not (pause and self._stopping.wait(pause)):
             self.restarts += 1
             try:
@@ -199,6 +200,7 @@ class Orchestrator:
                 continue
             finally:
                 self.driver = self.runner.driver
+                self.driver.api_url = api_url
             log.warning("orchestrator loop restarted; adopted runs %s", adopted)
             return
 

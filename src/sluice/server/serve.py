@@ -77,6 +77,14 @@ class _Server(uvicorn.Server):
             self._banner(f"http://{host}:{port}")
 
 
+def task_api_url(url: str) -> str:
+    """The URL task processes on this machine use: a wildcard bind address becomes the loopback one."""
+    wildcards = (("//0.0.0.0:", "//127.0.0.1:"), ("//:::", "//[::1]:"), ("//[::]:", "//[::1]:"))
+    for wildcard, loopback in wildcards:
+        url = url.replace(wildcard, loopback)
+    return url
+
+
 def banner(url: str) -> None:
     sys.stdout.write(
         f"Sluice is serving the Jobs UI at {url}/jobs  (API docs: {url}/docs, health: {url}/health)\n"
@@ -119,7 +127,12 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         access_log=log_level == "debug",
         lifespan="on",
     )
-    server = _Server(config, banner)
+
+    def listening(url: str) -> None:
+        banner(url)
+        orchestrator.driver.api_url = task_api_url(url)  # tasks call this server with a token of their run
+
+    server = _Server(config, listening)
     hits: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
