@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from sluice import dag, gitsource
 from sluice.compute.manager import ComputeManager
+from sluice.crashpoints import fault_point
 from sluice.engine import checkout as checkouts
 from sluice.engine import control, runstate, seconds, workflow_runs
 from sluice.engine.clock import Clock, now_ms
@@ -47,7 +48,6 @@ from sluice.runtime.context import (
     context_document,
     write_context,
 )
-from sluice.server.crashpoints import fault_point
 from sluice.states import LifeCycleState, ResultState
 from sluice.store import Store
 from sluice.store.records import RunRecord

@@ -29,13 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.crashpoints import crash_point
 from sluice.engine.clock import Clock, now_ms
 from sluice.engine.submit import run_now
 from sluice.errors import NotFoundError, SluiceError
 from sluice.scheduler import continuous, events, slots
 from sluice.scheduler.file_arrival import Listing, Scanner
 from sluice.scheduler.table_update import TableState, TableVersions, condition_met, updated_tables
-from sluice.server.crashpoints import crash_point
 from sluice.states import LifeCycleState, PauseStatus, TriggerType
 from sluice.store import Store
 from sluice.store import scheduler as rows

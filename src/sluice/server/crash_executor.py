@@ -1,10 +1,10 @@
-"""TEST HOOK: the local executor with the ``task.*`` crash points (see ``sluice.server.crashpoints``)."""
+"""TEST HOOK: the local executor with the ``task.*`` crash points (see ``sluice.crashpoints``)."""
 
 from __future__ import annotations
 
+from sluice.crashpoints import ARMED, ENV, TASK_POINTS, crash_point, log
 from sluice.executors import Exited, LaunchSpec
 from sluice.executors.local import LocalExecutor
-from sluice.server.crashpoints import crash_point
 
 
 class CrashingExecutor(LocalExecutor):
@@ -21,3 +21,11 @@ class CrashingExecutor(LocalExecutor):
         if exits:
             crash_point("task.exited")
         return exits
+
+
+def armed_executor() -> LocalExecutor | None:
+    """The executor ``sluice serve`` needs for the armed points (None: the default one)."""
+    if ARMED & TASK_POINTS:
+        log.warning("%s=%s: crash points armed (a test hook)", ENV, ",".join(sorted(ARMED)))
+        return CrashingExecutor()
+    return None

@@ -31,13 +31,13 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from sluice.crashpoints import crash_point, fault_point
 from sluice.engine.clock import Clock, now_ms
 from sluice.engine.driver import HEARTBEAT_MS
 from sluice.engine.identity import driver_alive
 from sluice.engine.local import LocalRunner
 from sluice.errors import InternalError
 from sluice.executors.local import LocalExecutor
-from sluice.server.crashpoints import crash_point, fault_point
 from sluice.server.services import SERVICE_INTERVAL_MS, Service
 from sluice.store import Store
 

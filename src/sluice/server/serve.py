@@ -17,9 +17,10 @@ from types import FrameType
 
 import uvicorn
 
+from sluice import crashpoints
 from sluice.api.app import create_app
 from sluice.api.deps import ThreadStores
-from sluice.server import crashpoints
+from sluice.server.crash_executor import armed_executor
 from sluice.server.orchestrator import Orchestrator
 from sluice.server.services import Service, TokenJanitor
 from sluice.settings import Settings
@@ -109,7 +110,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         services=services,
         grace_s=grace_s,
         git_timeout=settings.git_timeout,
-        executor=crashpoints.executor(),  # None (the default executor) unless a test armed a crash point
+        executor=armed_executor(),  # None (the default executor) unless a test armed a crash point
     )
     app = create_app(
         stores=ThreadStores(settings.database_url, settings.home),

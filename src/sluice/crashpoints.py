@@ -29,12 +29,8 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
 
 from sluice.errors import InvalidRequestError
-
-if TYPE_CHECKING:
-    from sluice.executors.local import LocalExecutor
 
 log = logging.getLogger("sluice.server")
 
@@ -108,13 +104,3 @@ def _die(name: str) -> None:
     sys.stderr.write(f"{ENV}: crash point {name} reached, killing this process (SIGKILL)\n")
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def executor() -> LocalExecutor | None:
-    """The executor ``sluice serve`` needs for the armed points (None: the default one)."""
-    if ARMED & TASK_POINTS:
-        from sluice.server.crash_executor import CrashingExecutor
-
-        log.warning("%s=%s: crash points armed (a test hook)", ENV, ",".join(sorted(ARMED)))
-        return CrashingExecutor()
-    return None
