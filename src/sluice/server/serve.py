@@ -19,7 +19,8 @@ import uvicorn
 
 from sluice.api.app import create_app
 from sluice.api.deps import ThreadStores
-from sluice.server import crashpoints
+from sluice.errors import SluiceError
+from sluice.server import crashpoints, local
 from sluice.server.orchestrator import Orchestrator
 from sluice.server.services import Service, TokenJanitor
 from sluice.settings import Settings
@@ -87,10 +88,20 @@ def banner(url: str) -> None:
     sys.stdout.flush()
 
 
+def banner_without_auth(url: str) -> None:
+    sys.stdout.write(
+        f"Sluice is serving the Jobs UI at {url}/jobs  (API docs: {url}/docs, health: {url}/health)\n"
+        "Auth is off (local use): no login, no token; anyone on this machine acts as you.\n"
+    )
+    sys.stdout.flush()
+
+
 def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info") -> None:
     """Serve until a signal stops it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     crashpoints.check()
+    if not settings.auth and (why := local.refusal(settings.server_host)):
+        raise SluiceError(why)
     store = Store.open(settings.database_url, settings.home)
     services: list[Service] = [TokenJanitor(store)]
     services += [make(settings, store) for make in SERVICE_FACTORIES]
@@ -110,7 +121,10 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         base_url=settings.base_url,
         home=settings.home,
         max_body_bytes=settings.max_request_body_bytes,
+        auth=settings.auth,
     )
+    if not settings.auth:
+        app.add_middleware(local.LocalOnly)
     config = uvicorn.Config(
         app,
         host=settings.server_host,
@@ -119,7 +133,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         access_log=log_level == "debug",
         lifespan="on",
     )
-    server = _Server(config, banner)
+    server = _Server(config, banner if settings.auth else banner_without_auth)
     hits: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
