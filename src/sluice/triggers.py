@@ -15,14 +15,15 @@ __all__ = ["periodic_anchor", "trigger_words"]
 
 
 def trigger_words(
-    settings: Mapping[str, Any], now: int, anchor: int | None = None
+    settings: Mapping[str, Any], now: int, anchor: int | None = None, *, estimate: bool = True
 ) -> tuple[str, str, bool | None]:
     """``(words, next fire time, paused)`` of a job's trigger; ('Manual', '', None) without one.
 
     Cron schedules and periodic triggers have a next fire time (none while paused); ``anchor`` is a periodic
     trigger's origin as the scheduler keeps it (:func:`periodic_anchor`; None: not seen yet, so its first
-    slot is one interval from ``now``). Event triggers (file arrival, table update, continuous) are
-    described in words, with their spacing settings.
+    slot is one interval from ``now``; with ``estimate=False``, no next time, for callers that cannot know
+    the anchor, such as the CLI against a remote server). Event triggers (file arrival, table update,
+    continuous) are described in words, with their spacing settings.
     """
     schedule = settings.get("schedule")
     if isinstance(schedule, dict):
@@ -39,7 +40,8 @@ def trigger_words(
             p = trigger["periodic"]
             unit = str(p.get("unit", "")).lower()
             every = f"Every {unit[:-1]}" if p.get("interval") == 1 else f"Every {p.get('interval')} {unit}"
-            return every, "" if paused else _next_periodic(p, now, anchor), paused
+            known = anchor is not None or estimate
+            return every, "" if paused or not known else _next_periodic(p, now, anchor), paused
         if isinstance(trigger.get("file_arrival"), dict):
             f = trigger["file_arrival"]
             return f"When new files arrive in {f.get('url')}{_spacing(f)}", "", paused

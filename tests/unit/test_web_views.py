@@ -123,3 +123,8 @@ def test_event_triggers_are_described_in_words() -> None:
         "",
         False,
     )
+
+
+def test_an_unknown_periodic_anchor_gives_no_guess_when_asked_not_to() -> None:
+    every_4h = {"trigger": {"periodic": {"interval": 4, "unit": "HOURS"}}}
+    assert trigger_words(every_4h, 1_780_000_000_000, None, estimate=False) == ("Every 4 hours", "", False)
