@@ -159,6 +159,7 @@ function panZoom(wrap) {
   let drag = null;
   svg.addEventListener("pointerdown", (e) => {
     if (e.button !== 0) return;
+    wrap.focus({ preventScroll: true }); // then the arrow keys, +, - and 0 act on this graph
     drag = { x: e.clientX, y: e.clientY, moved: false, id: e.pointerId };
   });
   svg.addEventListener("pointermove", (e) => {
@@ -193,10 +194,9 @@ function panZoom(wrap) {
       "+": () => zoomAt(1.25, w / 2, h / 2), "=": () => zoomAt(1.25, w / 2, h / 2),
       "-": () => zoomAt(0.8, w / 2, h / 2), "0": fit,
     };
-    if (keys[e.key] && e.target === wrap) { e.preventDefault(); keys[e.key](); }
+    if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
   });
 
-  wrap.addEventListener("click", (e) => { if (e.target === wrap) wrap.focus(); });
   const bar = document.createElement("div");
   bar.className = "graph-tools";
   bar.setAttribute("role", "group");
