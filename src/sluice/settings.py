@@ -14,6 +14,8 @@ the environment and, only when a config file is named (``SLUICE_CONFIG`` or ``--
   ``[smtp] host``, ``port``, ``tls``, ``user``, ``password``, ``from``, ``ca_file``: the mail server of email
   notifications (no host: email is off; tls ``none``, ``starttls`` or ``ssl``; port 25, 587 with starttls,
   465 with ssl; From sluice@localhost; CA file: a PEM bundle trusted besides the system's).
+- ``SLUICE_AUTH``, ``[server] auth`` (true): whether ``sluice serve`` needs a token; false (local use: no
+  login, no tokens) is accepted only with a loopback ``host`` (``sluice.server.local``).
 - ``SLUICE_BASE_URL``, ``[server] base_url`` (none): where users reach ``sluice serve``, for links to runs
   in notifications.
 - ``SLUICE_ALLOW_LOCAL_GIT_SOURCES``, ``[server] allow_local_git_sources`` (true): whether API callers of
@@ -73,6 +75,8 @@ class Settings:
     parallelism: int
     server_host: str = DEFAULT_SERVER_HOST
     server_port: int = DEFAULT_SERVER_PORT
+    #: Whether ``sluice serve`` needs a token (false: local use, loopback addresses only).
+    auth: bool = True
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     #: ``https://sluice.example.com``: the base of links to runs in notifications; None: no links.
     base_url: str | None = None
@@ -125,6 +129,7 @@ class Settings:
             parallelism=parallelism,
             server_host=r.get("SLUICE_SERVER_HOST", ("server", "host"), str, DEFAULT_SERVER_HOST),
             server_port=port,
+            auth=r.flag("SLUICE_AUTH", ("server", "auth"), True),
             smtp=_smtp(r),
             base_url=(r.get("SLUICE_BASE_URL", ("server", "base_url"), str, "") or "").rstrip("/") or None,
             config_file=path,

@@ -40,3 +40,29 @@ def _cells(table: str) -> dict[str, str]:
                 for i, v in enumerate(values):
                     parts[i] += v
     return dict(zip(heads, cells, strict=True))
+
+
+def test_jobs_list_shows_a_periodic_triggers_next_slot_from_the_schedulers_anchor(ws: Workspace) -> None:
+    from datetime import UTC, datetime
+
+    from sluice.engine.clock import now_ms
+    from sluice.scheduler import Scheduler
+    from sluice.store import Store
+
+    settings = {
+        "name": "every_two_hours",
+        "tasks": [{"task_key": "ok", "spark_python_task": {"python_file": "/x.py"}}],
+        "trigger": {"periodic": {"interval": 2, "unit": "HOURS"}},
+    }
+    seen = now_ms() - 100 * 60_000  # the scheduler first saw the trigger 100 minutes ago
+    with Store.open(None, ws.home) as store:
+        store.create_job(settings, now=seen)
+        scheduler = Scheduler(store, clock=lambda: seen, scan_inline=True)
+        try:
+            scheduler.step(seen)
+        finally:
+            scheduler.close()
+    jobs = _cells(ws.cli("jobs", "list").stdout)
+    assert jobs["trigger"] == "Every2hours"
+    slot = datetime.fromtimestamp((seen + 2 * 3_600_000) / 1000, UTC).strftime("%Y-%m-%d%H:%MUTC")
+    assert jobs["nextrun"] == slot

@@ -170,3 +170,58 @@ def test_run_watch_fail_open_output_repair_succeed(server: Server, browser_page:
     page.reload()
     assert page.locator("h2:has-text('Repair history')").count() == 1
     assert outside == [], f"requests left the host: {outside}"
+
+
+def test_graph_pans_and_zooms_and_settings_show_as_json_or_bundle_yaml(
+    server: Server, browser_page: Any
+) -> None:
+    page = browser_page
+    job_id = _create_job(server, str(server.ws.dir / "unused.flag"))
+    page.set_extra_http_headers({"Authorization": f"Bearer {server.token}"})
+    page.set_viewport_size({"width": 900, "height": 800})
+    page.goto(f"{server.url}/jobs/{job_id}")
+    wrap = page.locator(".graph-wrap")
+    page.wait_for_selector(".graph-tools:has-text('3 tasks')")
+
+    def scale() -> float:
+        return float(wrap.get_attribute("data-scale") or "nan")
+
+    def transform() -> str:
+        return str(page.eval_on_selector("svg.graph", "s => s.style.transform"))
+
+    fitted = scale()
+    assert 0 < fitted <= 1
+    page.click(".graph-tools button[aria-label='Zoom in']")
+    page.wait_for_function(f"document.querySelector('.graph-wrap').dataset.scale > {fitted}")
+    zoomed = scale()
+    assert zoomed == pytest.approx(fitted * 1.25, rel=0.01)
+
+    # Ctrl + wheel zooms around the pointer; a drag pans; the graph's links still work after.
+    box = wrap.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -300)
+    page.keyboard.up("Control")
+    page.wait_for_function(f"document.querySelector('.graph-wrap').dataset.scale > {zoomed}")
+    before = transform()
+    middle = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 300, middle)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 200, middle + 5, steps=5)
+    page.mouse.up()
+    page.wait_for_function(f"document.querySelector('svg.graph').style.transform !== {before!r}")
+    assert page.url.endswith(f"/jobs/{job_id}")  # the drag was no click on a node
+    wrap.focus()
+    page.keyboard.press("0")  # the keyboard's Fit
+    page.wait_for_function(f"document.querySelector('.graph-wrap').dataset.scale == {fitted:.3f}")
+
+    # Settings: JSON (as jobs/get) by default; the toggle shows the bundle YAML resource.
+    page.click("#settings summary")
+    page.wait_for_selector("#settings-json:has-text('\"job_id\"')")
+    page.click("#settings button:has-text('YAML')")
+    page.wait_for_selector("#settings-json:has-text('resources:')")
+    text = page.locator("#settings-json").inner_text()
+    assert "  jobs:\n    browser_demo:\n      name: browser-demo\n" in text
+    assert page.get_attribute("#settings button:has-text('YAML')", "aria-pressed") == "true"
+    assert page.get_attribute("#settings button:has-text('JSON')", "aria-pressed") == "false"

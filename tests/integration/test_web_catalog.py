@@ -57,6 +57,7 @@ def test_catalog_schema_table_volume_and_compute_pages(tmp_path: Path) -> None:
             assert outside.status_code in (400, 404)
             compute = client.get("/compute").text
             assert "No cluster is running" in compute
+            assert "Sluice keeps no record of a stopped cluster" in compute  # not an unexplained list
             bad = client.post("/compute/start", data={"name": "no good!", "csrf": _csrf(compute)})
             assert "cluster name &#39;no good!&#39; is not valid" in bad.text
             missing = client.post("/compute/ghost/stop", data={"csrf": _csrf(compute)})

@@ -362,3 +362,65 @@ def test_a_one_time_run_has_its_page_at_jobs_runs(ui: tuple[httpx.Client, str]) 
     assert page.status_code == 200
     assert "ad hoc (one-time run)" in page.text
     assert f'data-events="/jobs/runs/{run_id}/events"' in page.text
+
+
+def test_jobs_list_shows_the_periodic_next_fire_the_scheduler_will_use(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sluice.scheduler import Scheduler
+
+    store = Store.open(None, tmp_path)
+    one_task = [{"task_key": "main", "spark_python_task": {"python_file": "/x.py"}}]
+    try:
+        every_2h = {
+            "name": "every two hours",
+            "tasks": one_task,
+            "trigger": {"periodic": {"interval": 2, "unit": "HOURS"}},
+        }
+        job_id = store.create_job(every_2h, now=now_ms()).job_id
+        files = {
+            "name": "on files",
+            "tasks": one_task,
+            "trigger": {"file_arrival": {"url": "/Volumes/main/raw/landing/"}},
+        }
+        store.create_job(files, now=now_ms())
+        seen = now_ms() - 90 * 60_000  # the scheduler saw the trigger 90 minutes ago
+        scheduler = Scheduler(store, clock=lambda: seen, scan_inline=True)
+        try:
+            scheduler.step(seen)
+        finally:
+            scheduler.close()
+        expected = datetime.fromtimestamp((seen + 2 * 3_600_000) / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        app = create_app(store, auth=False)
+        with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            listing = client.get("/jobs").text
+            assert f"Next: {expected}" in listing
+            assert "When new files arrive in /Volumes/main/raw/landing/" in listing
+            assert f"next {expected}" in client.get(f"/jobs/{job_id}").text
+    finally:
+        store.close()
+
+
+def test_job_settings_as_bundle_yaml_load_back_as_the_same_job(
+    ui: tuple[httpx.Client, str], tmp_path: Path
+) -> None:
+    from sluice.spec.bundle import load_raw_jobs
+
+    client, token = ui
+    job_id = _job(client, token)
+    headers = {"Authorization": f"Bearer {token}"}
+    page = client.get(f"/jobs/{job_id}", headers=headers).text
+    assert f'data-format="/jobs/{job_id}/settings?format=yaml"' in page
+    assert "YAML (bundle resource)" in page
+    text = client.get(f"/jobs/{job_id}/settings", params={"format": "yaml"}, headers=headers).text
+    assert "\nresources:\n  jobs:\n    nightly_sales:\n      name: Nightly sales\n" in text
+    bundle = tmp_path / "bundle" / "databricks.yml"
+    bundle.parent.mkdir()
+    bundle.write_text("bundle:\n  name: pasted\n" + text)
+    (loaded,) = load_raw_jobs(bundle)
+    stored = client.get("/api/2.2/jobs/get", params={"job_id": job_id}, headers=headers).json()["settings"]
+    assert loaded.key == "nightly_sales"
+    assert loaded.data == stored
+    bad = client.get(f"/jobs/{job_id}/settings", params={"format": "toml"}, headers=headers)
+    assert bad.status_code == 400
+    assert "json or yaml" in bad.text

@@ -80,3 +80,51 @@ def test_log_chunks_never_split_a_character(tmp_path: Path) -> None:
     second, _ = _read_from(log, len(first))
     assert second.decode() == "é!"
     assert _read_from(tmp_path / "missing.log", 0) == (b"", 0)
+
+
+def test_periodic_triggers_have_a_next_fire_time_from_the_schedulers_anchor() -> None:
+    now = 1_780_000_000_000  # 2026-05-28T20:26:40Z
+    every_4h = {"trigger": {"periodic": {"interval": 4, "unit": "HOURS"}}}
+    anchor = now - 3 * 3_600_000 - 1_800_000  # seen 3.5 h ago: next slot in 30 min
+    assert trigger_words(every_4h, now, anchor) == ("Every 4 hours", "2026-05-28 20:56 UTC", False)
+    # Not seen by a scheduler yet: its first slot is one interval after it is.
+    assert trigger_words(every_4h, now) == ("Every 4 hours", "2026-05-29 00:26 UTC", False)
+    assert trigger_words({"trigger": {"periodic": {"interval": 1, "unit": "DAYS"}}}, now)[0] == "Every day"
+
+
+def test_event_triggers_are_described_in_words() -> None:
+    now = 1_780_000_000_000
+    files = {
+        "trigger": {
+            "file_arrival": {
+                "url": "/Volumes/main/raw/landing/",
+                "min_time_between_triggers_seconds": 300,
+                "wait_after_last_change_seconds": 90,
+            }
+        }
+    }
+    assert trigger_words(files, now) == (
+        "When new files arrive in /Volumes/main/raw/landing/ "
+        "(once nothing has changed for 90 s, at most once every 5 min)",
+        "",
+        False,
+    )
+    tables = {
+        "trigger": {"table_update": {"table_names": ["main.a.x", "main.a.y"], "condition": "ALL_UPDATED"}}
+    }
+    assert trigger_words(tables, now)[0] == "When all of the tables main.a.x, main.a.y have been updated"
+    tables["trigger"]["table_update"]["condition"] = "ANY_UPDATED"
+    assert trigger_words(tables, now)[0] == "When any of the tables main.a.x, main.a.y is updated"
+    one = {"trigger": {"pause_status": "PAUSED", "table_update": {"table_names": ["main.a.x"]}}}
+    assert trigger_words(one, now) == ("When table main.a.x is updated", "", True)
+    continuous = {"continuous": {"pause_status": "UNPAUSED"}}
+    assert trigger_words(continuous, now) == (
+        "Continuous: a new run starts as soon as the last one ends",
+        "",
+        False,
+    )
+
+
+def test_an_unknown_periodic_anchor_gives_no_guess_when_asked_not_to() -> None:
+    every_4h = {"trigger": {"periodic": {"interval": 4, "unit": "HOURS"}}}
+    assert trigger_words(every_4h, 1_780_000_000_000, None, estimate=False) == ("Every 4 hours", "", False)

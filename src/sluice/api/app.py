@@ -35,7 +35,8 @@ def create_app(
 ) -> FastAPI:
     """The API over ``store`` (shared by all requests) or ``stores`` (a connection per request thread).
 
-    ``auth=False`` serves without tokens (tests of shapes only); ``sluice serve`` always authenticates.
+    ``auth=False`` serves without tokens (tests of shapes; ``sluice serve`` with ``SLUICE_AUTH=false``, which
+    adds :class:`sluice.server.local.LocalOnly`).
     ``allow_local_git_sources=False`` refuses jobs whose ``git_source.git_url`` is a local path or file://.
     ``base_url`` (the ``base_url`` setting) starts the links to run pages; without it, links use the URL
     the request came to. The Jobs UI (:mod:`sluice.web`) is served at ``/``; its catalog and compute pages

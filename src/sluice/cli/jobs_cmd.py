@@ -100,6 +100,8 @@ def list_jobs(
 ) -> None:
     """List jobs."""
     sources: dict[int, str] = {}
+    #: Periodic triggers' origins as the local scheduler keeps them (a server's are not in its API).
+    anchors: dict[int, int | None] | None = None
     with errors_to_exit_codes():
         client = remote.connect(profile)
         if client is not None:
@@ -107,7 +109,10 @@ def list_jobs(
         else:
             store = open_store(load_settings())
             try:
+                from sluice.triggers import periodic_anchor
+
                 jobs = store.list_jobs(name=name, limit=limit)
+                anchors = {j.job_id: periodic_anchor(store, j) for j in jobs}
             finally:
                 store.close()
             docs = [_job_json(j) for j in jobs]
@@ -121,7 +126,8 @@ def list_jobs(
     now = now_ms()
     rows = []
     for d in docs:
-        words, next_fire, paused = trigger_words(d["settings"], now)
+        anchor = anchors.get(d["job_id"]) if anchors is not None else None
+        words, next_fire, paused = trigger_words(d["settings"], now, anchor, estimate=anchors is not None)
         rows.append(
             (
                 d["job_id"],

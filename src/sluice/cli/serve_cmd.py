@@ -11,7 +11,8 @@ from sluice.cli.common import errors_to_exit_codes
 
 _PARAGRAPHS = (
     "Serve the Databricks Jobs API 2.2 (and 2.1) over HTTP and drive the runs it creates.",
-    "Every request but GET /health needs a token: create one with `sluice tokens create --comment NAME`. "
+    "Every request but GET /health needs a token (unless auth is off, below): create one with "
+    "`sluice tokens create --comment NAME`. "
     "The real databricks-sdk and databricks CLI work against it "
     "(DATABRICKS_HOST=http://HOST:PORT DATABRICKS_TOKEN=dapi...).",
     "Settings: environment variables over a TOML file (--config, SLUICE_CONFIG, or "
@@ -25,6 +26,8 @@ _PARAGRAPHS = (
     "SLUICE_SMTP_HOST, _PORT, _TLS, _USER, _PASSWORD, _FROM, _CA_FILE (smtp.host, .port, .tls, .user, "
     ".password, .from, .ca_file): the mail server of email notifications; tls is none, starttls or ssl; "
     "port defaults to 25 (587 with starttls, 465 with ssl); From to sluice@localhost.",
+    "SLUICE_AUTH (server.auth): true (default) or false; false serves without tokens or login, for local "
+    "use, and only on a loopback address (127.0.0.1, ::1, localhost).",
     "SLUICE_BASE_URL (server.base_url): where users reach this server, for links to runs in notifications.",
     "SIGTERM or Ctrl-C stops taking new runs and drains the runs in flight for --grace seconds; runs "
     "still active then are adopted when Sluice starts again (a second signal stops at once).",
@@ -43,6 +46,14 @@ def serve_command(
     grace: Annotated[
         float, typer.Option(min=0, help="Seconds to drain runs in flight on SIGTERM before exiting.")
     ] = 20.0,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require a token (default), or serve without one: local use, loopback addresses only.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     from dataclasses import replace
@@ -57,5 +68,6 @@ def serve_command(
             server_host=host or settings.server_host,
             server_port=settings.server_port if port is None else port,
             parallelism=parallelism or settings.parallelism,
+            auth=settings.auth if auth is None else auth,
         )
         serve(settings, grace_s=grace, log_level=log_level.lower())

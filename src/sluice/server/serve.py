@@ -20,6 +20,8 @@ import uvicorn
 from sluice import crashpoints
 from sluice.api.app import create_app
 from sluice.api.deps import ThreadStores
+from sluice.errors import SluiceError
+from sluice.server import local
 from sluice.server.crash_executor import armed_executor
 from sluice.server.orchestrator import Orchestrator
 from sluice.server.services import Service, TokenJanitor
@@ -96,10 +98,20 @@ def banner(url: str) -> None:
     sys.stdout.flush()
 
 
+def banner_without_auth(url: str) -> None:
+    sys.stdout.write(
+        f"Sluice is serving the Jobs UI at {url}/jobs  (API docs: {url}/docs, health: {url}/health)\n"
+        "Auth is off (local use): no login, no token; anyone on this machine acts as you.\n"
+    )
+    sys.stdout.flush()
+
+
 def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info") -> None:
     """Serve until a signal stops it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     crashpoints.check()
+    if not settings.auth and (why := local.refusal(settings.server_host)):
+        raise SluiceError(why)
     store = Store.open(settings.database_url, settings.home)
     services: list[Service] = [TokenJanitor(store)]
     services += [make(settings, store) for make in SERVICE_FACTORIES]
@@ -119,7 +131,10 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
         base_url=settings.base_url,
         home=settings.home,
         max_body_bytes=settings.max_request_body_bytes,
+        auth=settings.auth,
     )
+    if not settings.auth:
+        app.add_middleware(local.LocalOnly)
     config = uvicorn.Config(
         app,
         host=settings.server_host,
@@ -130,7 +145,7 @@ def serve(settings: Settings, *, grace_s: float = 20.0, log_level: str = "info")
     )
 
     def listening(url: str) -> None:
-        banner(url)
+        (banner if settings.auth else banner_without_auth)(url)
         orchestrator.driver.api_url = task_api_url(url)  # tasks call this server with a token of their run
 
     server = _Server(config, listening)

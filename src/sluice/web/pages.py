@@ -33,7 +33,7 @@ from sluice.notify.settings import run_page_path
 from sluice.store import Store
 from sluice.store.listing import jobs_page, runs_page, task_run_states
 from sluice.store.records import JobRecord, RunRecord, TaskRunRecord
-from sluice.triggers import trigger_words
+from sluice.triggers import periodic_anchor, trigger_words
 from sluice.web import graph, views
 from sluice.web.auth import (
     COOKIE,
@@ -144,7 +144,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         now = now_ms()
         rows = []
         for job in jobs:
-            words, next_fire, paused = trigger_words(job.settings, now)
+            words, next_fire, paused = trigger_words(job.settings, now, periodic_anchor(store, job))
             rows.append(
                 {
                     "job": job,
@@ -180,7 +180,7 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         runs, more = runs_page(store, limit=RUNS_PER_PAGE, job_id=job_id, older_than=older_than)
         task_runs = task_run_states(store, [r.run_id for r in runs])
         now = now_ms()
-        words, next_fire, paused = trigger_words(settings, now)
+        words, next_fire, paused = trigger_words(settings, now, periodic_anchor(store, job))
         return page(
             request,
             "job.html",
@@ -203,12 +203,18 @@ def install(app: FastAPI) -> None:  # noqa: C901, PLR0915 - the UI's routes, one
         )
 
     @app.get("/jobs/{job_id:int}/settings", include_in_schema=False)
-    def job_settings(request: Request, job_id: int) -> Response:
-        """The job as jobs/get shows it, as JSON text (the job page loads it when its section opens)."""
+    def job_settings(request: Request, job_id: int, format: str = "json") -> Response:
+        """The job as jobs/get shows it, as JSON text, or its settings as bundle YAML (``format=yaml``);
+        the job page loads it when its section opens."""
         store = store_of(request)
         viewer(request, store)
-        text = json.dumps(job_json(store.get_job(job_id)), indent=2)
-        return Response(text, media_type="application/json")
+        job = store.get_job(job_id)
+        if format == "yaml":
+            text = views.bundle_yaml(job.settings, job_id)
+            return Response(text, media_type="text/plain; charset=utf-8")
+        if format != "json":
+            return Response(f"format={format!r}: use json or yaml.", 400, media_type="text/plain")
+        return Response(json.dumps(job_json(job), indent=2), media_type="application/json")
 
     @app.post("/jobs/{job_id:int}/run-now", include_in_schema=False)
     async def run_now(request: Request, job_id: int) -> Response:

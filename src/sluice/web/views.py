@@ -201,3 +201,20 @@ def matrix_rows(
                 )
     rows = [f'<tr><th scope="row">{escape(k)}</th>{"".join(cells[k])}</tr>' for k in keys]
     return Markup("\n".join(rows))  # noqa: S704 - keys are escaped; the rest are our own words and numbers
+
+
+def bundle_key(name: str, job_id: int) -> str:
+    """A ``resources.jobs`` key for a job: its name in snake case (``Nightly sales`` -> ``nightly_sales``)."""
+    key = "".join(c if c.isascii() and c.isalnum() else "_" for c in name.lower())
+    key = "_".join(part for part in key.split("_") if part)
+    return key if key and key[0].isalpha() else f"job_{job_id}"
+
+
+def bundle_yaml(settings: Mapping[str, Any], job_id: int) -> str:
+    """The job's settings as bundle YAML (``resources.jobs.<key>``) to paste into a ``databricks.yml``."""
+    import yaml
+
+    name = str(settings.get("name") or f"Job {job_id}")
+    body = {"resources": {"jobs": {bundle_key(name, job_id): dict(settings)}}}
+    header = f"# Job {job_id} as a bundle resource: paste under the resources of a databricks.yml.\n"
+    return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
