@@ -218,6 +218,17 @@ def test_runs_without_a_job_are_never_limited(store: Store) -> None:
     assert [r.state for r in runs] == ["PENDING"] * 3
 
 
+def test_still_queued_names_the_runs_that_wait(store: Store) -> None:
+    job = store.create_job(JOB, now=1)
+    active = new_run(store, job.job_id)
+    waiting = [new_run(store, job.job_id, now=2 + i) for i in range(3)]
+    store.request_cancel(waiting[1].run_id)
+    store.update_run(waiting[1].run_id, state="TERMINATED", result_state="CANCELED", end_time=5)
+    ids = [active.run_id, *(r.run_id for r in waiting), 999_999]
+    assert store.still_queued(ids) == {waiting[0].run_id, waiting[2].run_id}
+    assert store.still_queued([]) == set()
+
+
 def test_claim_queued_runs_in_fifo_order(store: Store) -> None:
     job = store.create_job(JOB, now=1)
     active = new_run(store, job.job_id)

@@ -128,6 +128,8 @@ class Driver:
         #: QUEUED runs this driver will start when their job has a free slot, oldest first.
         self._queued: dict[int, tuple[RunRecord, Path]] = {}
         self._next_queue_poll = 0
+        #: A run ended (or a queued run arrived) since the last claim: claim queued runs in this step.
+        self._slot_freed = False
         self._interrupted = False
         #: Runs started by run-job tasks: child run id -> the waiting task's run and attempt.
         self.children: dict[int, tuple[RunState, Attempt]] = {}
@@ -240,11 +242,21 @@ class Driver:
     def adopt_queued(self, run: RunRecord, *, base_dir: Path) -> None:
         """Start ``run`` (QUEUED) as soon as its job has a free slot and it is the oldest queued run."""
         self._queued[run.run_id] = (run, base_dir)
+        self._slot_freed = True
 
     def _claim_queued(self, now: int) -> list[tuple[RunRecord, Path]]:
-        """Queued runs whose turn has come (now PENDING and ours), and forget those that ended meanwhile."""
+        """Queued runs whose turn has come (now PENDING and ours), and forget those that ended meanwhile.
+
+        Runs are tried oldest first; once one of a job's runs stays queued, its later runs are not tried
+        (the store starts only a job's oldest queued run, so they could not start either): one claim per
+        job and one read for the rest, not one claim per queued run."""
         claimed = []
+        blocked: set[int] = set()  # jobs whose oldest queued run here could not start
+        waiting: list[int] = []
         for run_id, (run, base_dir) in sorted(self._queued.items()):
+            if run.job_id is not None and run.job_id in blocked:
+                waiting.append(run_id)
+                continue
             with self._guard(run_id):
                 max_runs = int(run.settings.get("max_concurrent_runs", 1))
                 got = self.store.claim_queued_run(
@@ -254,6 +266,13 @@ class Driver:
                     claimed.append((got, base_dir))
                     del self._queued[run_id]
                 elif self.store.get_run(run_id).state != LifeCycleState.QUEUED.value:
+                    del self._queued[run_id]  # canceled while queued (or its job deleted)
+                elif run.job_id is not None:
+                    blocked.add(run.job_id)
+        if waiting:
+            still = self.store.still_queued(waiting)
+            for run_id in waiting:
+                if run_id not in still:
                     del self._queued[run_id]  # canceled while queued (or its job deleted)
         return claimed
 
@@ -407,6 +426,7 @@ class Driver:
             if key not in state.results:
                 self._finish_skipped(state, key, ResultState.UPSTREAM_FAILED, now, message=message)
         state.finish(self.store, now, internal_error=message, code=code)
+        self._slot_freed = True
 
     def _decide(self, state: RunState, key: str, now: int) -> None:
         decision = dag.decide(state.nodes[key], state.results)
@@ -467,9 +487,12 @@ class Driver:
                 if not state.finished and len(state.results) >= len(state.tasks):  # else a no-op
                     with self._guard(state.run_id):
                         self._settle(state, now)
-            claimed = self._claim_queued(now) if self._queued and now >= self._next_queue_poll else []
-            if self._queued:
+            claimed: list[tuple[RunRecord, Path]] = []
+            if self._queued and (self._slot_freed or now >= self._next_queue_poll):
+                # a run ended in this step: its job's next queued run starts now, not at the next poll
+                self._slot_freed = False
                 self._next_queue_poll = now + CANCEL_POLL_MS
+                claimed = self._claim_queued(now)
             self._fail_broken(now)
         self._flush_side_effects()
         if self._broken:  # a launch failed in a way that fails its run
@@ -514,6 +537,7 @@ class Driver:
                 self.store.request_cancel(run_id)  # run-job and notebook.run children end too
                 self.store.fail_run(run_id, message, now=now)
                 self._revoke_run_token(run_id, now)
+            self._slot_freed = True
             if waiting is not None:
                 parent, attempt = waiting
                 ended = f"run {run_id} ended INTERNAL_ERROR: {message}"
@@ -936,6 +960,7 @@ class Driver:
         if any(owner is state for owner, _ in self._running.values()):
             return
         state.finish(self.store, now)
+        self._slot_freed = True
         self.compute.release_run(state.run_id)
         self._revoke_run_token(state.run_id, now)
         control.child_finished(self, state, now)

@@ -623,6 +623,16 @@ class Store:
         )
         return [int(row[0]) for row in rows]
 
+    def still_queued(self, run_ids: Sequence[int]) -> set[int]:
+        """Which of ``run_ids`` are still QUEUED (one read, however many runs wait)."""
+        if not run_ids:
+            return set()
+        rows = self._all(
+            "SELECT run_id FROM runs WHERE run_id {ids:run_ids} AND state = 'QUEUED'",
+            {"run_ids": self._db.dialect.ids(run_ids)},
+        )
+        return {int(row[0]) for row in rows}
+
     def request_cancel(self, run_id: int) -> None:
         """Ask the run's driver to cancel it, and every run it started (``parent_run_id``), transitively."""
         if not self._write(_CANCEL_TREE, {"run_id": run_id}):
