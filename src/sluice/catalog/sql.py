@@ -9,9 +9,21 @@ statement                                              what happens
   without ``LOCATION``                                 added, sent; the table is recorded in the store
 ``CREATE VOLUME [IF NOT EXISTS] c.s.v``                the store and its directory (Sail: no parser)
 ``DESCRIBE HISTORY name``                              the Delta log read with ``deltalake``
+``DESCRIBE DETAIL name|'path'|delta.`path```          Delta's detail row, read with ``deltalake``
 ``DROP TABLE [IF EXISTS] name``                        sent to the server; forgotten by the store,
                                                        a managed table's directory deleted
+``SET``, ``SET k``, ``SET k = v``                      the session's settings (``spark.conf``), answered
+                                                       as Spark does: columns ``key``, ``value``
 =====================================================  =============================================
+
+Before that, :func:`prepare` rewrites every statement's text (:mod:`sluice.catalog.sqltext`):
+
+- ``${k}`` / ``${hiveconf:k}`` ... become the session setting ``k`` (Spark's variable substitution);
+- ``delta.`/Volumes/...` `` (and ``csv``, ``parquet``, ``json``, ``text``, ``orc``, ``avro``,
+  ``binaryFile``) get the local path of a ``/Volumes``, ``dbfs:`` or ``file:`` path; a path that does
+  not exist is an error (``PATH_NOT_FOUND``) rather than an empty result;
+- ``read_files('path', format => 'csv', header => true)`` becomes a temporary view over
+  ``spark.read`` with those options.
 
 Anything else goes to the server unchanged.
 """
@@ -20,10 +32,13 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sluice.catalog.patches import ensure_schema, resolve_table
+from sluice.catalog import sqltext
+from sluice.catalog.patches import ensure_schema, local_read_path, resolve_table
 from sluice.catalog.session import sql_string
 from sluice.errors import ConflictError, NotFoundError
 from sluice.store.catalog import MANAGED, CatalogStore, check_name, split_name
@@ -44,6 +59,10 @@ _CREATE_VOLUME = re.compile(
 _DESCRIBE_HISTORY = re.compile(
     rf"^(?:DESCRIBE|DESC)\s+HISTORY\s+{_NAME}(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", _FLAGS
 )
+_DESCRIBE_DETAIL = re.compile(
+    rf"^(?:DESCRIBE|DESC)\s+DETAIL\s+(?:'(?P<path>(?:[^'\\]|\\.)*)'|delta\.`(?P<dpath>[^`]+)`|{_NAME})\s*$",
+    _FLAGS,
+)
 _DROP_TABLE = re.compile(rf"^DROP\s+TABLE\s+(?P<ie>IF\s+EXISTS\s+)?{_NAME}\s*$", _FLAGS)
 _CREATE_TABLE = re.compile(
     rf"^CREATE\s+(?P<replace>OR\s+REPLACE\s+)?TABLE\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?{_NAME}(?P<rest>.*)$",
@@ -58,10 +77,65 @@ def _clean(statement: str) -> str:
     return _LEADING_COMMENTS.sub("", statement).strip().rstrip(";").strip()
 
 
+def prepare(session: Any, statement: str) -> str:
+    """``statement`` with ``${...}`` substituted, file paths mapped and ``read_files`` calls as views."""
+    text = statement
+    if "${" in text:
+        text = sqltext.substitute(text, dict(session.conf.getAll))
+    references = sqltext.file_references(text)
+    if references:
+        text = sqltext.replace_spans(
+            text,
+            [
+                (r.start, r.end, f"{r.format}.{sqltext.quote_identifier(_local_file(r.path))}")
+                for r in references
+            ],
+        )
+    if "read_files" in text.lower():
+        calls = sqltext.read_files_calls(text)
+        text = sqltext.replace_spans(text, [(c.start, c.end, _read_files_view(session, c)) for c in calls])
+    return text
+
+
+def _local_file(path: str) -> str:
+    """The local path of a path in SQL text; a local path that does not exist is an error, as on Spark."""
+    local = local_read_path(path)
+    if local.startswith("/") and not Path(local).exists():
+        raise NotFoundError(
+            f"[PATH_NOT_FOUND] Path does not exist: {path}" + (f" (here: {local})" if local != path else "")
+        )
+    return local
+
+
+def _read_files_view(session: Any, call: sqltext.ReadFilesCall) -> str:
+    """A temporary view over ``spark.read`` with the call's options; its quoted name."""
+    local = _local_file(call.path)
+
+    def suffixes() -> list[str]:
+        root = Path(local)
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        return [p.suffix for p in files if not p.name.startswith(("_", "."))]
+
+    fmt = sqltext.read_files_format(call, suffixes)
+    options = {k: v for k, v in call.options.items() if k not in ("format", "schema")}
+    if "inferColumnTypes" in options:
+        options["inferSchema"] = options.pop("inferColumnTypes")
+    if fmt in ("csv", "json"):
+        options.setdefault("inferSchema", "true")  # read_files infers column types by default
+    reader = session.read.format(fmt).options(**options)
+    if call.options.get("schema"):
+        reader = reader.schema(call.options["schema"])
+    name = f"sluice_read_files_{uuid.uuid4().hex[:12]}"
+    reader.load(local).createOrReplaceTempView(name)
+    return sqltext.quote_identifier(name)
+
+
 def intercept(session: Any, statement: str, catalog: CatalogStore, sql: Sql) -> Any | None:
     """The answer to ``statement`` when Sluice handles it, else None (send it to the server as is)."""
     text = _clean(statement)
     head = text[:40].upper()
+    if head.startswith("SET") and (command := sqltext.parse_set(text)) is not None:
+        return _set(session, command)
     if not head.startswith(("CREATE", "DESC", "DROP")):
         return None
     for pattern, handler in _HANDLERS:
@@ -69,6 +143,18 @@ def intercept(session: Any, statement: str, catalog: CatalogStore, sql: Sql) -> 
         if match is not None:
             return handler(session, match, catalog, sql)
     return None
+
+
+def _set(session: Any, command: sqltext.SetCommand) -> Any:
+    """``SET`` (every setting), ``SET k`` (one, ``<undefined>`` when not set), ``SET k = v`` (set it)."""
+    if command.key is None:
+        rows = sorted((str(k), str(v)) for k, v in dict(session.conf.getAll).items())
+    elif command.value is None:
+        rows = [(command.key, str(session.conf.get(command.key, "<undefined>")))]
+    else:
+        session.conf.set(command.key, command.value)
+        rows = [(command.key, command.value)]
+    return session.createDataFrame(rows, "key STRING, value STRING")
 
 
 def _now() -> int:
@@ -131,6 +217,43 @@ def _describe_history(session: Any, match: re.Match[str], catalog: CatalogStore,
     return session.createDataFrame(
         [(r["version"], r["timestamp"], r["operation"], r["operationParameters"]) for r in rows], schema
     )
+
+
+#: DESCRIBE DETAIL's columns, as Delta answers them.
+DETAIL_SCHEMA = (
+    "format STRING, id STRING, name STRING, description STRING, location STRING, createdAt TIMESTAMP, "
+    "lastModified TIMESTAMP, partitionColumns ARRAY<STRING>, clusteringColumns ARRAY<STRING>, "
+    "numFiles BIGINT, sizeInBytes BIGINT, properties MAP<STRING, STRING>, minReaderVersion INT, "
+    "minWriterVersion INT, tableFeatures ARRAY<STRING>, statistics MAP<STRING, BIGINT>"
+)
+
+
+def _describe_detail(session: Any, match: re.Match[str], catalog: CatalogStore, sql: Sql) -> Any:
+    from sluice.catalog.tables import detail  # imports deltalake
+
+    name, given = None, ""
+    if match["name"]:
+        c, s, t = resolve_table(session, match["name"])
+        record = catalog.get_table(c, s, t)
+        if record is None:
+            raise NotFoundError(f"[TABLE_OR_VIEW_NOT_FOUND] table {c}.{s}.{t} is not in the catalog")
+        if record.data_source_format != "delta":
+            raise NotFoundError(
+                f"DESCRIBE DETAIL {c}.{s}.{t}: the table is {record.data_source_format}, not Delta; Sluice "
+                "describes Delta tables only"
+            )
+        location, name = record.location, f"{c}.{s}.{t}"
+    else:
+        given = match["path"] if match["path"] is not None else match["dpath"]
+        given = given.replace("\\'", "'")
+        location = _local_file(given)
+    if not (Path(location) / "_delta_log").is_dir():
+        raise NotFoundError(
+            f"[DELTA_MISSING_DELTA_TABLE] {name or given} is not a Delta table (no _delta_log)"
+        )
+    row = detail(location)
+    row["name"] = name
+    return session.createDataFrame([tuple(row.values())], DETAIL_SCHEMA)
 
 
 def _drop_table(session: Any, match: re.Match[str], catalog: CatalogStore, sql: Sql) -> Any:
@@ -212,6 +335,7 @@ _HANDLERS: tuple[tuple[re.Pattern[str], Callable[..., Any]], ...] = (
     (_CREATE_SCHEMA, _create_schema),
     (_CREATE_VOLUME, _create_volume),
     (_DESCRIBE_HISTORY, _describe_history),
+    (_DESCRIBE_DETAIL, _describe_detail),
     (_DROP_TABLE, _drop_table),
     (_CREATE_TABLE, _create_table),
 )
