@@ -1,6 +1,7 @@
 """SQL as Databricks learners write it, through real tasks on the run's Spark (Sail): ``SET`` and ``${k}``
-substitution, file paths in FROM clauses and ``read_files`` over ``/Volumes``, ``DESCRIBE DETAIL``, in a
-notebook's ``%sql`` cells and in a SQL task's file."""
+substitution, file paths in FROM clauses and ``read_files`` over ``/Volumes``, ``DESCRIBE DETAIL``, SQL
+functions (temporary, and permanent ones a later task calls), in a notebook's ``%sql`` cells and in a SQL
+task's file."""
 
 from __future__ import annotations
 
@@ -41,7 +42,16 @@ dbutils.fs.put("{RAW}/people.csv", "id,name\\n1,ann\\n2,bob\\n3,cy\\n", True)
 
 # COMMAND ----------
 
+# MAGIC %sql
+# MAGIC CREATE SCHEMA IF NOT EXISTS workspace.fx;
+# MAGIC CREATE OR REPLACE FUNCTION workspace.fx.greet(name STRING, punct STRING DEFAULT '!')
+# MAGIC   RETURNS STRING COMMENT 'a greeting' RETURN concat('hello ', name, punct);
+# MAGIC CREATE OR REPLACE TEMPORARY FUNCTION double_it(x INT) RETURNS INT RETURN x * 2
+
+# COMMAND ----------
+
 import json
+udf = list(spark.sql("SELECT double_it(21) AS d, workspace.fx.greet('ann') AS g").first())
 setting = [tuple(r) for r in spark.sql("SET my.min_id").collect()]
 raw = spark.sql("SELECT count(*) AS n FROM csv.`{RAW}/people.csv`").first()["n"]
 people = [tuple(r) for r in spark.sql("SELECT id, name FROM workspace.default.people ORDER BY id").collect()]
@@ -54,7 +64,9 @@ spark.range(5).repartition(2).write.format("delta").save("{RAW}/events")
 detail = spark.sql("DESCRIBE DETAIL '{RAW}/events'").first().asDict()
 detail = {{k: detail[k] for k in ("format", "name", "numFiles", "partitionColumns", "minReaderVersion")}}
 dbutils.notebook.exit(
-    json.dumps({{"setting": setting, "raw": raw, "people": people, "missing": missing, "detail": detail}})
+    json.dumps(
+        {{"setting": setting, "raw": raw, "people": people, "missing": missing, "detail": detail, "udf": udf}}
+    )
 )
 """
 
@@ -64,7 +76,8 @@ SET report.table = workspace.default.people;
 SET report.label = ${{hiveconf:report.table}};
 SELECT count(*) AS n, '${{report.label}}' AS label,
        (SELECT count(*) FROM csv.`{RAW}/people.csv`) AS raw_lines,
-       (SELECT max(name) FROM read_files('{RAW}/people.csv', header => true)) AS last_name
+       (SELECT max(name) FROM read_files('{RAW}/people.csv', header => true)) AS last_name,
+       fx.greet('sql', '?') AS greeting
 FROM ${{report.table}} WHERE id >= CAST(:min AS INT)
 """
 
@@ -103,6 +116,7 @@ def test_set_substitution_and_volume_paths_in_sql_cells_and_sql_tasks(ws: Worksp
     assert result["people"] == [[2, "bob"], [3, "cy"]]
     assert "[PATH_NOT_FOUND]" in result["missing"]
     assert f"{RAW}/missing.csv" in result["missing"]
+    assert result["udf"] == [42, "hello ann!"]
     assert result["detail"] == {
         "format": "delta",
         "name": None,
@@ -113,7 +127,15 @@ def test_set_substitution_and_volume_paths_in_sql_cells_and_sql_tasks(ws: Worksp
 
     assert task_result(report) == "SUCCESS", task_message(report)
     rows = ws.json("runs", "get-output", str(report["run_id"]))["sql_output"]["rows"]
-    assert rows == [{"n": 1, "label": "workspace.default.people", "raw_lines": 4, "last_name": "cy"}]
+    assert rows == [
+        {
+            "n": 1,
+            "label": "workspace.default.people",
+            "raw_lines": 4,
+            "last_name": "cy",
+            "greeting": "hello sql?",  # the notebook's permanent function, from the store's catalog
+        }
+    ]
 
     assert task_result(missing) == "FAILED"
     assert "[PATH_NOT_FOUND]" in task_message(missing)

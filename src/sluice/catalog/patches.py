@@ -118,8 +118,9 @@ def install(catalog_factory: Callable[[], CatalogStore]) -> None:
         )
 
     def sql(self: Any, sqlQuery: str, args: Any = None, **kwargs: Any) -> Any:
-        text = catalog_sql.prepare(self, sqlQuery)
-        answer = catalog_sql.intercept(self, text, catalog_factory(), original_sql)
+        catalog = catalog_factory()
+        text = catalog_sql.prepare(self, sqlQuery, catalog)
+        answer = catalog_sql.intercept(self, text, catalog, original_sql)
         if answer is not None:
             return answer
         return original_sql(self, text, args, **kwargs)

@@ -14,11 +14,15 @@ statement                                              what happens
                                                        a managed table's directory deleted
 ``SET``, ``SET k``, ``SET k = v``                      the session's settings (``spark.conf``), answered
                                                        as Spark does: columns ``key``, ``value``
+``CREATE [OR REPLACE] [TEMPORARY] FUNCTION ...``       kept by Sluice (temporary: in the session;
+``DROP [TEMPORARY] FUNCTION [IF EXISTS] name``         permanent: in the store), see
+                                                       :mod:`sluice.catalog.functions`
 =====================================================  =============================================
 
 Before that, :func:`prepare` rewrites every statement's text (:mod:`sluice.catalog.sqltext`):
 
 - ``${k}`` / ``${hiveconf:k}`` ... become the session setting ``k`` (Spark's variable substitution);
+- calls of SQL functions are expanded into their bodies;
 - ``delta.`/Volumes/...` `` (and ``csv``, ``parquet``, ``json``, ``text``, ``orc``, ``avro``,
   ``binaryFile``) get the local path of a ``/Volumes``, ``dbfs:`` or ``file:`` path; a path that does
   not exist is an error (``PATH_NOT_FOUND``) rather than an empty result;
@@ -37,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sluice.catalog import sqltext
+from sluice.catalog import functions, sqltext
 from sluice.catalog.patches import ensure_schema, local_read_path, resolve_table
 from sluice.catalog.session import sql_string
 from sluice.errors import ConflictError, NotFoundError
@@ -77,11 +81,14 @@ def _clean(statement: str) -> str:
     return _LEADING_COMMENTS.sub("", statement).strip().rstrip(";").strip()
 
 
-def prepare(session: Any, statement: str) -> str:
-    """``statement`` with ``${...}`` substituted, file paths mapped and ``read_files`` calls as views."""
+def prepare(session: Any, statement: str, catalog: CatalogStore) -> str:
+    """``statement`` with ``${...}`` substituted, SQL function calls expanded, file paths mapped and
+    ``read_files`` calls as views."""
     text = statement
     if "${" in text:
         text = sqltext.substitute(text, dict(session.conf.getAll))
+    if "(" in text and not functions.is_create(_clean(text)):
+        text = functions.expand(text, _function_lookup(session, catalog))
     references = sqltext.file_references(text)
     if references:
         text = sqltext.replace_spans(
@@ -95,6 +102,109 @@ def prepare(session: Any, statement: str) -> str:
         calls = sqltext.read_files_calls(text)
         text = sqltext.replace_spans(text, [(c.start, c.end, _read_files_view(session, c)) for c in calls])
     return text
+
+
+def _temporary_functions(session: Any) -> dict[str, functions.SqlFunction]:
+    """The session's temporary SQL functions (kept on the session object: they end with it)."""
+    found: dict[str, functions.SqlFunction] | None = getattr(session, "_sluice_sql_functions", None)
+    if found is None:
+        found = {}
+        session._sluice_sql_functions = found
+    return found
+
+
+def _name_parts(name: str) -> list[str]:
+    return [p.strip("`").lower() for p in name.split(".")]
+
+
+def _function_lookup(session: Any, catalog: CatalogStore) -> Callable[[str], functions.SqlFunction | None]:
+    """Resolves a called name: a temporary function (one-part names), else a function stored in the
+    catalog (``c.s.f``, ``s.f`` in the current catalog, ``f`` in the current schema)."""
+    temporary = _temporary_functions(session)
+    stored: dict[tuple[str, str, str], str] | None = None
+    namespace: tuple[str, str] | None = None
+
+    def lookup(name: str) -> functions.SqlFunction | None:
+        nonlocal stored, namespace
+        parts = _name_parts(name)
+        if len(parts) == 1 and parts[0] in temporary:
+            return temporary[parts[0]]
+        if stored is None:
+            stored = {(c, s, f): d for c, s, f, d in catalog.list_functions()}
+        if not stored or parts[-1] not in {key[2] for key in stored}:
+            return None
+        if len(parts) < 3:
+            namespace = namespace or (
+                str(session.catalog.currentCatalog()).lower(),
+                str(session.catalog.currentDatabase()).lower(),
+            )
+            parts = [*namespace[: 3 - len(parts)], *parts]
+        definition = stored.get((parts[0], parts[1], parts[2]))
+        return functions.SqlFunction.from_json(definition) if definition else None
+
+    return lookup
+
+
+def _create_function(session: Any, statement: str, catalog: CatalogStore, sql: Sql) -> Any:
+    create = functions.parse_create(statement)
+    assert create is not None
+    lookup = _function_lookup(session, catalog)
+    # Checked now, as Spark does: the body with NULL arguments of the declared types must analyse.
+    probe_args = ", ".join(f"CAST(NULL AS {p.type})" for p in create.function.parameters)
+    probe = functions.expand(
+        "SELECT __sluice_probe__(" + probe_args + ")",
+        lambda name: create.function if name == "__sluice_probe__" else lookup(name),
+    )
+    try:
+        sql(session, probe).schema  # noqa: B018 - analyses the body now
+    except Exception as exc:
+        raise sqltext.SqlTextError(
+            f"CREATE FUNCTION {create.name}: the body does not analyse: {exc}"
+        ) from None
+    exists_message = (
+        f"[ROUTINE_ALREADY_EXISTS] function {create.name} already exists; use CREATE OR REPLACE FUNCTION "
+        "or CREATE FUNCTION IF NOT EXISTS"
+    )
+    if create.temporary:
+        parts = _name_parts(create.name)
+        if len(parts) != 1:
+            raise sqltext.SqlTextError(
+                f"CREATE TEMPORARY FUNCTION {create.name}: a temporary function's name has one part"
+            )
+        temporary = _temporary_functions(session)
+        if parts[0] in temporary and not create.replace:
+            if create.if_not_exists:
+                return _empty(session, sql)
+            raise ConflictError(exists_message)
+        temporary[parts[0]] = create.function
+        return _empty(session, sql)
+    c, s = str(session.catalog.currentCatalog()), str(session.catalog.currentDatabase())
+    c, s, f = split_name(create.name, catalog=c, schema=s, kind="function")
+    if (c, s, f) in {(a, b, n) for a, b, n, _ in catalog.list_functions()} and not create.replace:
+        if create.if_not_exists:
+            return _empty(session, sql)
+        raise ConflictError(exists_message)
+    catalog.put_function(c, s, f, create.function.to_json(), _now())
+    return _empty(session, sql)
+
+
+def _drop_function(session: Any, statement: str, catalog: CatalogStore, sql: Sql) -> Any:
+    drop = functions.parse_drop(statement)
+    assert drop is not None
+    parts = _name_parts(drop.name)
+    temporary = _temporary_functions(session)
+    if len(parts) == 1 and parts[0] in temporary:
+        del temporary[parts[0]]
+        return _empty(session, sql)
+    dropped = False
+    if not drop.temporary:
+        c, s = str(session.catalog.currentCatalog()), str(session.catalog.currentDatabase())
+        dropped = catalog.drop_function(*split_name(drop.name, catalog=c, schema=s, kind="function"))
+    if not dropped and not drop.if_exists:
+        raise NotFoundError(
+            f"[ROUTINE_NOT_FOUND] function {drop.name} does not exist; use DROP FUNCTION IF EXISTS"
+        )
+    return _empty(session, sql)
 
 
 def _local_file(path: str) -> str:
@@ -138,6 +248,10 @@ def intercept(session: Any, statement: str, catalog: CatalogStore, sql: Sql) -> 
         return _set(session, command)
     if not head.startswith(("CREATE", "DESC", "DROP")):
         return None
+    if functions.is_create(text):
+        return _create_function(session, text, catalog, sql)
+    if functions.parse_drop(text) is not None:
+        return _drop_function(session, text, catalog, sql)
     for pattern, handler in _HANDLERS:
         match = pattern.match(text)
         if match is not None:

@@ -191,7 +191,7 @@ def unquote(literal: str) -> str | None:
     return "".join(out).replace(quote * 2, quote)
 
 
-def _arguments(text: str, open_at: int) -> tuple[list[str], int]:
+def _arguments(text: str, open_at: int, what: str = "read_files(...)") -> tuple[list[str], int]:
     """The top-level, comma-separated arguments of the call whose ``(`` is at ``open_at``; the index after
     its ``)``."""
     args: list[str] = []
@@ -208,7 +208,18 @@ def _arguments(text: str, open_at: int) -> tuple[list[str], int]:
         elif char == "," and depth == 1:
             args.append(text[begin : open_at + start])
             begin = open_at + end
-    raise SqlTextError("read_files(...) has no closing parenthesis")
+    raise SqlTextError(f"{what} has no closing parenthesis")
+
+
+def arguments(text: str, open_at: int, what: str) -> tuple[list[str], int]:
+    """The top-level arguments of the call whose ``(`` is at ``text[open_at]``, and the index after its
+    ``)``; ``what`` names the call in the error when it has no ``)``."""
+    return _arguments(text, open_at, what)
+
+
+def code_positions(text: str) -> set[int]:
+    """The indexes of ``text`` outside quotes and comments."""
+    return {start for start, _end, kind in _tokens(text) if not kind}
 
 
 def read_files_calls(text: str) -> list[ReadFilesCall]:
