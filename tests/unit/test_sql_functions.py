@@ -96,3 +96,9 @@ def test_catalog_stores_functions(tmp_path: Path) -> None:
         assert catalog.drop_function("workspace", "fx", "PLUS") is True
         assert catalog.drop_function("workspace", "fx", "plus") is False
         assert catalog.list_functions() == []
+
+
+def test_expand_leaves_names_that_are_not_calls() -> None:
+    known = {"t": PLUS, "people": PLUS}
+    text = "INSERT INTO people (x, y) SELECT * FROM VALUES (1, 2) AS t(x, y) JOIN people (x)"
+    assert expand(text, known.get) == text

@@ -41,8 +41,12 @@ _PARAMETER = re.compile(
 )
 _CALL = re.compile(rf"(?<![\w.`])(?P<name>{_NAME})\s*\(")
 _WORD = re.compile(r"(?<![\w.`$])(?P<word>[A-Za-z_]\w*)(?![\w`])(?!\s*\()")
+#: A name after one of these words is a table, view, alias or column list, not a function call.
+_NOT_A_CALL_AFTER = re.compile(
+    r"(?<![\w.`])(?:AS|INTO|TABLE|VIEW|FUNCTION|EXISTS|JOIN|FROM|UPDATE|USING|REFERENCES)\s*$", re.IGNORECASE
+)
 #: Expansions of one statement at most (a function calling itself would never end).
-MAX_EXPANSIONS = 1000
+MAX_EXPANSIONS = 200
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,9 @@ def expand(text: str, lookup: Callable[[str], SqlFunction | None]) -> str:
     for _ in range(MAX_EXPANSIONS):
         positions = code_positions(text)
         for match in _CALL.finditer(text):
-            if match.start() not in positions:
+            if match.start() not in positions or _NOT_A_CALL_AFTER.search(
+                text, max(0, match.start() - 20), match.start()
+            ):
                 continue
             function = lookup(match["name"])
             if function is None:
