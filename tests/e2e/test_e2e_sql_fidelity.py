@@ -50,8 +50,14 @@ dbutils.fs.put("{RAW}/people.csv", "id,name\\n1,ann\\n2,bob\\n3,cy\\n", True)
 
 # COMMAND ----------
 
+# MAGIC %sql
+# MAGIC USE workspace.fx
+
+# COMMAND ----------
+
 import json
-udf = list(spark.sql("SELECT double_it(21) AS d, workspace.fx.greet('ann') AS g").first())
+udf = list(spark.sql("SELECT double_it(21) AS d, greet('ann') AS g").first())
+spark.sql("USE default")
 setting = [tuple(r) for r in spark.sql("SET my.min_id").collect()]
 raw = spark.sql("SELECT count(*) AS n FROM csv.`{RAW}/people.csv`").first()["n"]
 people = [tuple(r) for r in spark.sql("SELECT id, name FROM workspace.default.people ORDER BY id").collect()]

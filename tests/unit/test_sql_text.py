@@ -10,6 +10,7 @@ from sluice.catalog.sqltext import (
     SqlTextError,
     file_references,
     parse_set,
+    parse_use,
     read_files_calls,
     read_files_format,
     substitute,
@@ -85,3 +86,17 @@ def test_read_files_format_from_the_option_or_one_extension() -> None:
     assert read_files_format(bare, lambda: [".csv", ".csv"]) == "csv"
     with pytest.raises(SqlTextError, match="format => 'csv'"):
         read_files_format(bare, lambda: [".csv", ".json"])
+
+
+@pytest.mark.parametrize(
+    ("statement", "use"),
+    [
+        ("USE fx", (None, "fx")),
+        ("use schema workspace.fx", ("workspace", "fx")),
+        ("USE DATABASE `my-cat`.`s`", ("my-cat", "s")),
+        ("USE CATALOG workspace", None),
+        ("USE SCHEMA a.b.c", None),
+    ],
+)
+def test_parse_use(statement: str, use: tuple[str | None, str] | None) -> None:
+    assert parse_use(statement) == use

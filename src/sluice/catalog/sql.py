@@ -14,6 +14,8 @@ statement                                              what happens
                                                        a managed table's directory deleted
 ``SET``, ``SET k``, ``SET k = v``                      the session's settings (``spark.conf``), answered
                                                        as Spark does: columns ``key``, ``value``
+``USE [SCHEMA|DATABASE] [c.]s``                        ``USE CATALOG c`` then ``USE SCHEMA s`` (Sail parses
+                                                       neither ``USE s`` nor ``USE SCHEMA c.s``)
 ``CREATE [OR REPLACE] [TEMPORARY] FUNCTION ...``       kept by Sluice (temporary: in the session;
 ``DROP [TEMPORARY] FUNCTION [IF EXISTS] name``         permanent: in the store), see
                                                        :mod:`sluice.catalog.functions`
@@ -246,6 +248,12 @@ def intercept(session: Any, statement: str, catalog: CatalogStore, sql: Sql) -> 
     head = text[:40].upper()
     if head.startswith("SET") and (command := sqltext.parse_set(text)) is not None:
         return _set(session, command)
+    if head.startswith("USE") and (use := sqltext.parse_use(text)) is not None:
+        # Sail takes neither ``USE s`` nor a two-part ``USE SCHEMA c.s``: one statement per level.
+        catalog_name, schema_name = use
+        if catalog_name is not None:
+            sql(session, f"USE CATALOG {sqltext.quote_identifier(catalog_name)}")
+        return sql(session, f"USE SCHEMA {sqltext.quote_identifier(schema_name)}")
     if not head.startswith(("CREATE", "DESC", "DROP")):
         return None
     if functions.is_create(text):

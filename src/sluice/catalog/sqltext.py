@@ -72,6 +72,22 @@ def parse_set(statement: str) -> SetCommand | None:
     return SetCommand(read["key"].strip("`"))
 
 
+_USE = re.compile(
+    r"^USE\s+(?:(?:SCHEMA|DATABASE|NAMESPACE)\s+)?(?P<name>(?:`[^`]+`|[\w-]+)(?:\.(?:`[^`]+`|[\w-]+))?)$",
+    re.IGNORECASE,
+)
+
+
+def parse_use(statement: str) -> tuple[str | None, str] | None:
+    """``(catalog or None, schema)`` of ``USE [SCHEMA|DATABASE|NAMESPACE] [catalog.]schema``; None for any
+    other statement (``USE CATALOG c`` included, which the server takes as it is)."""
+    match = _USE.match(statement.strip())
+    if match is None or match["name"].upper() == "CATALOG":
+        return None
+    parts = [p.strip("`") for p in re.findall(r"`[^`]+`|[\w-]+", match["name"])]
+    return (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+
+
 # ------------------------------------------------------------------------------------- scanning SQL text
 
 
