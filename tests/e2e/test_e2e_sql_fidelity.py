@@ -81,8 +81,8 @@ SQL_FILE = f"""
 SET report.table = workspace.default.people;
 SET report.label = ${{hiveconf:report.table}};
 SELECT count(*) AS n, '${{report.label}}' AS label,
-       (SELECT count(*) FROM csv.`{RAW}/people.csv`) AS raw_lines,
-       (SELECT max(name) FROM read_files('{RAW}/people.csv', header => true)) AS last_name,
+       (SELECT count(*) FROM csv.`{RAW}/*.csv`) AS raw_lines,
+       (SELECT max(name) FROM read_files('{RAW}/peo*.csv', header => true)) AS last_name,
        fx.greet('sql', '?') AS greeting
 FROM ${{report.table}} WHERE id >= CAST(:min AS INT)
 """

@@ -36,6 +36,7 @@ Anything else goes to the server unchanged.
 
 from __future__ import annotations
 
+import glob
 import re
 import time
 import uuid
@@ -212,7 +213,8 @@ def _drop_function(session: Any, statement: str, catalog: CatalogStore, sql: Sql
 def _local_file(path: str) -> str:
     """The local path of a path in SQL text; a local path that does not exist is an error, as on Spark."""
     local = local_read_path(path)
-    if local.startswith("/") and not Path(local).exists():
+    missing = not glob.glob(local) if glob.has_magic(local) else not Path(local).exists()
+    if local.startswith("/") and missing:
         raise NotFoundError(
             f"[PATH_NOT_FOUND] Path does not exist: {path}" + (f" (here: {local})" if local != path else "")
         )
@@ -224,8 +226,8 @@ def _read_files_view(session: Any, call: sqltext.ReadFilesCall) -> str:
     local = _local_file(call.path)
 
     def suffixes() -> list[str]:
-        root = Path(local)
-        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        roots = [Path(p) for p in glob.glob(local)] if glob.has_magic(local) else [Path(local)]
+        files = [f for r in roots for f in ([r] if r.is_file() else r.rglob("*")) if f.is_file()]
         return [p.suffix for p in files if not p.name.startswith(("_", "."))]
 
     fmt = sqltext.read_files_format(call, suffixes)
