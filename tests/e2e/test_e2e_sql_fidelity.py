@@ -51,12 +51,19 @@ dbutils.fs.put("{RAW}/people.csv", "id,name\\n1,ann\\n2,bob\\n3,cy\\n", True)
 # COMMAND ----------
 
 # MAGIC %sql
+# MAGIC CREATE OR REPLACE TEMPORARY VIEW people_csv USING csv
+# MAGIC OPTIONS (path '{RAW}/people.csv', header 'true', inferSchema 'true')
+
+# COMMAND ----------
+
+# MAGIC %sql
 # MAGIC USE workspace.fx
 
 # COMMAND ----------
 
 import json
 udf = list(spark.sql("SELECT double_it(21) AS d, greet('ann') AS g").first())
+view = [tuple(r) for r in spark.sql("SELECT id, name FROM people_csv ORDER BY id").collect()]
 spark.sql("USE default")
 setting = [tuple(r) for r in spark.sql("SET my.min_id").collect()]
 raw = spark.sql("SELECT count(*) AS n FROM csv.`{RAW}/people.csv`").first()["n"]
@@ -71,7 +78,10 @@ detail = spark.sql("DESCRIBE DETAIL '{RAW}/events'").first().asDict()
 detail = {{k: detail[k] for k in ("format", "name", "numFiles", "partitionColumns", "minReaderVersion")}}
 dbutils.notebook.exit(
     json.dumps(
-        {{"setting": setting, "raw": raw, "people": people, "missing": missing, "detail": detail, "udf": udf}}
+        {{
+            "setting": setting, "raw": raw, "people": people, "missing": missing, "detail": detail,
+            "udf": udf, "view": view,
+        }}
     )
 )
 """
@@ -123,6 +133,7 @@ def test_set_substitution_and_volume_paths_in_sql_cells_and_sql_tasks(ws: Worksp
     assert "[PATH_NOT_FOUND]" in result["missing"]
     assert f"{RAW}/missing.csv" in result["missing"]
     assert result["udf"] == [42, "hello ann!"]
+    assert result["view"] == [[1, "ann"], [2, "bob"], [3, "cy"]]  # was no rows: the path was not mapped
     assert result["detail"] == {
         "format": "delta",
         "name": None,

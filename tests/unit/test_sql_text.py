@@ -9,6 +9,7 @@ from sluice.catalog.sqltext import (
     SetCommand,
     SqlTextError,
     file_references,
+    option_paths,
     parse_set,
     parse_use,
     read_files_calls,
@@ -100,3 +101,12 @@ def test_read_files_format_from_the_option_or_one_extension() -> None:
 )
 def test_parse_use(statement: str, use: tuple[str | None, str] | None) -> None:
     assert parse_use(statement) == use
+
+
+def test_option_paths_find_the_path_literal_of_options_clauses() -> None:
+    text = (
+        "CREATE TEMPORARY VIEW v USING csv OPTIONS (header 'true', path '/Volumes/c/s/v/a.csv', sep ',') ;"
+        " CREATE TABLE t USING json OPTIONS ('path' = \"dbfs:/x\") -- OPTIONS (path '/no')"
+    )
+    found = [(r.path, text[r.start : r.end]) for r in option_paths(text)]
+    assert found == [("/Volumes/c/s/v/a.csv", "'/Volumes/c/s/v/a.csv'"), ("dbfs:/x", '"dbfs:/x"')]

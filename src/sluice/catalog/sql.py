@@ -28,6 +28,7 @@ Before that, :func:`prepare` rewrites every statement's text (:mod:`sluice.catal
 - ``delta.`/Volumes/...` `` (and ``csv``, ``parquet``, ``json``, ``text``, ``orc``, ``avro``,
   ``binaryFile``) get the local path of a ``/Volumes``, ``dbfs:`` or ``file:`` path; a path that does
   not exist is an error (``PATH_NOT_FOUND``) rather than an empty result;
+- ``OPTIONS (path '/Volumes/...')`` of ``CREATE ... USING <format>`` gets the local path too;
 - ``read_files('path', format => 'csv', header => true)`` becomes a temporary view over
   ``spark.read`` with those options.
 
@@ -75,6 +76,7 @@ _CREATE_TABLE = re.compile(
     rf"^CREATE\s+(?P<replace>OR\s+REPLACE\s+)?TABLE\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?{_NAME}(?P<rest>.*)$",
     _FLAGS,
 )
+_CREATE_VIEW = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?(?:GLOBAL\s+)?(?:TEMP(?:ORARY)?\s+)?VIEW\b", _FLAGS)
 _LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*\n|/\*.*?\*/)*", re.DOTALL)
 
 Sql = Callable[..., Any]
@@ -100,6 +102,13 @@ def prepare(session: Any, statement: str, catalog: CatalogStore) -> str:
                 (r.start, r.end, f"{r.format}.{sqltext.quote_identifier(_local_file(r.path))}")
                 for r in references
             ],
+        )
+    if "options" in text.lower():
+        paths = sqltext.option_paths(text)
+        # A view reads its path (a missing one is an error); a table's path may be where it will be written.
+        mapped = _local_file if _CREATE_VIEW.match(_clean(text)) else local_read_path
+        text = sqltext.replace_spans(
+            text, [(r.start, r.end, sqltext.sql_string(mapped(r.path))) for r in paths]
         )
     if "read_files" in text.lower():
         calls = sqltext.read_files_calls(text)

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+_FLAGS_DOTALL = re.IGNORECASE | re.DOTALL
 _VAR = re.compile(r"\$\{(?:(?:hiveconf|hivevar|spark|sparkconf):)?(?P<name>[^${}:\s]+)\}")
 #: The Spark setting that turns substitution off (``SET spark.sql.variable.substitute = false``).
 SUBSTITUTE_KEY = "spark.sql.variable.substitute"
@@ -153,6 +154,35 @@ def file_references(text: str) -> list[FileReference]:
         if before and before["format"].lower() in FILE_FORMATS and "/" in path:
             found.append(FileReference(before.start("format"), end, before["format"].lower(), path))
     return found
+
+
+_OPTIONS = re.compile(r"(?<![\w.`])OPTIONS\s*\(", re.IGNORECASE)
+_PATH_OPTION = re.compile(r"^(?:path|'path'|\"path\"|`path`)\s*=?\s*(?P<value>'.*'|\".*\")$", _FLAGS_DOTALL)
+
+
+def option_paths(text: str) -> list[FileReference]:
+    """The ``path '<p>'`` (or ``'path' = '<p>'``) options of ``OPTIONS (...)`` clauses (``CREATE ... USING
+    csv OPTIONS (path '/Volumes/...', header 'true')``); each span is the string literal."""
+    positions = code_positions(text)
+    found = []
+    for match in _OPTIONS.finditer(text):
+        if match.start() not in positions:
+            continue
+        args, _end = _arguments(text, match.end() - 1, "OPTIONS (...)")
+        search_from = match.end()
+        for arg in args:
+            at = text.index(arg, search_from)
+            search_from = at + len(arg)
+            option = _PATH_OPTION.match(arg)
+            if option is None or (path := unquote(option["value"])) is None:
+                continue
+            start = at + option.start("value")
+            found.append(FileReference(start, start + len(option["value"]), "", path))
+    return found
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def replace_spans(text: str, replacements: list[tuple[int, int, str]]) -> str:
