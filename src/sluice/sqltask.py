@@ -16,6 +16,10 @@ parameters (``sql_task.parameters`` with the job parameters pushed down over the
 
 Markers inside string literals, quoted identifiers and comments are text, as in Databricks.
 
+``spark.sql`` itself (:mod:`sluice.catalog.sql`) then answers ``SET``, substitutes ``${k}`` from the session's
+settings, maps file paths and expands SQL functions; a bound value is never substituted into (a command's
+literal holds ``$`` as an escape, a query's value travels as an argument).
+
 The last statement's result (first :data:`ROW_LIMIT` rows) is written to ``sql_output.json`` in the attempt
 directory; the engine keeps it as the task run's ``sql_output`` (``runs get-output``) and downstream tasks
 read it as ``{{tasks.<key>.output.rows}}`` / ``{{tasks.<key>.output.first_row.<col>}}``.

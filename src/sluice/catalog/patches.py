@@ -7,8 +7,8 @@ Installed once per process by :func:`sluice.runtime.spark.get_spark`:
 - ``DataFrameReader.load`` (so ``csv``/``json``/``parquet``/``text``/``orc``) and ``DataFrameWriter.save``
   (so its format shortcuts): ``/Volumes/...``, ``dbfs:/...`` and ``file:/...`` paths become local paths.
 - ``DataFrame.display()``: Databricks' method, the same as ``display(df)``.
-- ``SparkSession.sql``: statements Sail does not parse, or that must reach the store, are answered by
-  :mod:`sluice.catalog.sql`.
+- ``SparkSession.sql``: ``${k}`` substituted, file paths mapped and ``read_files`` calls rewritten, then
+  statements Sail does not parse, or that must reach the store, answered by :mod:`sluice.catalog.sql`.
 """
 
 from __future__ import annotations
@@ -118,10 +118,12 @@ def install(catalog_factory: Callable[[], CatalogStore]) -> None:
         )
 
     def sql(self: Any, sqlQuery: str, args: Any = None, **kwargs: Any) -> Any:
-        answer = catalog_sql.intercept(self, sqlQuery, catalog_factory(), original_sql)
+        catalog = catalog_factory()
+        text = catalog_sql.prepare(self, sqlQuery, catalog)
+        answer = catalog_sql.intercept(self, text, catalog, original_sql)
         if answer is not None:
             return answer
-        return original_sql(self, sqlQuery, args, **kwargs)
+        return original_sql(self, text, args, **kwargs)
 
     def display(self: Any, *args: Any, **kwargs: Any) -> None:
         from sluice.runtime.display import display as show

@@ -57,3 +57,53 @@ def first_rows(location: str, limit: int = 100) -> tuple[list[str], list[dict[st
     dataset = _table(location).to_pyarrow_dataset()
     rows = dataset.head(limit)
     return list(rows.schema.names), rows.to_pylist()
+
+
+#: Table features a legacy protocol (no feature lists) implies, by minimum writer version (Delta's table).
+_LEGACY_WRITER_FEATURES = (
+    (2, ("appendOnly", "invariants")),
+    (3, ("checkConstraints",)),
+    (4, ("changeDataFeed", "generatedColumns")),
+    (5, ("columnMapping",)),
+    (6, ("identityColumns",)),
+)
+
+
+def _millis(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1000, UTC).replace(tzinfo=None) if value else None
+
+
+def detail(location: str) -> dict[str, Any]:
+    """DESCRIBE DETAIL's row of the Delta table at ``location`` (Delta's columns, ``name`` left None)."""
+    table = _table(location)
+    metadata, protocol = table.metadata(), table.protocol()
+    adds = table.get_add_actions(flatten=True)
+    names = set(adds.schema.names)
+    size = sum(int(v or 0) for v in adds.column("size_bytes").to_pylist()) if "size_bytes" in names else 0
+    deletion_vectors = 0
+    if "deletionVector.storageType" in names:
+        deletion_vectors = sum(1 for v in adds.column("deletionVector.storageType").to_pylist() if v)
+    features = set(protocol.reader_features or ()) | set(protocol.writer_features or ())
+    if protocol.writer_features is None:
+        for version, implied in _LEGACY_WRITER_FEATURES:
+            if protocol.min_writer_version >= version:
+                features.update(implied)
+    last = table.history(1)
+    return {
+        "format": "delta",
+        "id": str(metadata.id),
+        "name": None,
+        "description": metadata.description,
+        "location": location,
+        "createdAt": _millis(metadata.created_time),
+        "lastModified": _millis(last[0].get("timestamp")) if last else None,
+        "partitionColumns": list(metadata.partition_columns),
+        "clusteringColumns": [],
+        "numFiles": adds.num_rows,
+        "sizeInBytes": size,
+        "properties": {str(k): str(v) for k, v in (metadata.configuration or {}).items()},
+        "minReaderVersion": int(protocol.min_reader_version),
+        "minWriterVersion": int(protocol.min_writer_version),
+        "tableFeatures": sorted(features),
+        "statistics": {"numDeletionVectors": deletion_vectors},
+    }

@@ -6,7 +6,8 @@ IPython cell magics (``%%sluice_sql``) before IPython parses them, and the cell 
 
 - ``%python``: the rest of the cell is Python;
 - ``%md`` / ``%md-sandbox``: displayed as Markdown (a job's runner does not send markdown cells at all);
-- ``%sql``: each statement through ``spark.sql(...)``, the last result displayed; ``${name}`` is replaced
+- ``%sql``: each statement through ``spark.sql(...)`` (so ``SET`` and ``${k}`` of settings work, see
+  :mod:`sluice.catalog.sql`), the last result displayed; ``${name}`` is replaced
   by the widget's value (legacy: a deprecation note naming the ``:name`` form goes to the task's stderr)
   and ``:name`` markers are bound to widget values (Databricks' parameter markers);
 - ``%sh``: ``bash -c`` on this machine in the notebook's working directory, output streamed into the cell;

@@ -371,3 +371,40 @@ class CatalogStore:
     def volume_exists(self, catalog: str, schema: str, volume: str) -> bool:
         """Whether ``/Volumes/<catalog>/<schema>/<volume>`` exists (for ``sluice.runtime.paths``)."""
         return self.get_volume(catalog, schema, volume) is not None
+
+    # -- SQL functions --------------------------------------------------------------------------------
+
+    def put_function(self, catalog: str, schema: str, name: str, definition: str, now: int) -> None:
+        """Record (or replace) a SQL function's definition (JSON); its schema must exist."""
+        catalog, schema = check_name("catalog", catalog), check_name("schema", schema)
+        name = check_name("function", name)
+        self._require_schema(catalog, schema)
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM catalog_functions "
+                "WHERE catalog_name = :c AND schema_name = :s AND function_name = :f",
+                {"c": catalog, "s": schema, "f": name},
+            )
+            self._db.execute(
+                "INSERT INTO catalog_functions (catalog_name, schema_name, function_name, definition, "
+                "created_time) VALUES (:c, :s, :f, :d, :now)",
+                {"c": catalog, "s": schema, "f": name, "d": definition, "now": now},
+            )
+
+    def list_functions(self) -> list[tuple[str, str, str, str]]:
+        """``(catalog, schema, name, definition)`` of every SQL function."""
+        rows = self._rows(
+            "SELECT catalog_name, schema_name, function_name, definition FROM catalog_functions "
+            "ORDER BY catalog_name, schema_name, function_name"
+        )
+        return [(str(c), str(s), str(f), str(d)) for c, s, f, d in rows]
+
+    def drop_function(self, catalog: str, schema: str, name: str) -> bool:
+        """Forget a SQL function; whether it existed."""
+        return bool(
+            self._db.execute(
+                "DELETE FROM catalog_functions "
+                "WHERE catalog_name = :c AND schema_name = :s AND function_name = :f",
+                {"c": catalog.lower(), "s": schema.lower(), "f": name.lower()},
+            ).rowcount
+        )

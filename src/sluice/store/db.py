@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 #: The newest migration's revision id. Opening a database whose ``alembic_version`` holds this id is the fast
 #: path (no Alembic, no SQLAlchemy). A test checks that it equals Alembic's head.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 #: How long a connection waits for another writer before giving up (SQLite busy_timeout).
 BUSY_TIMEOUT_SECONDS = 30.0

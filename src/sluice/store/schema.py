@@ -409,3 +409,21 @@ catalog_volumes = Table(
         ondelete="CASCADE",
     ),
 )
+
+#: SQL functions (``CREATE FUNCTION f(x INT) RETURNS INT RETURN x + 1``): ``definition`` is the JSON of
+#: :class:`sluice.catalog.functions.SqlFunction`; Sluice expands calls in the SQL text.
+catalog_functions = Table(
+    "catalog_functions",
+    metadata,
+    Column("catalog_name", Text, nullable=False),
+    Column("schema_name", Text, nullable=False),
+    Column("function_name", Text, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("catalog_name", "schema_name", "function_name"),
+    ForeignKeyConstraint(
+        ["catalog_name", "schema_name"],
+        ["catalog_schemas.catalog_name", "catalog_schemas.schema_name"],
+        ondelete="CASCADE",
+    ),
+)

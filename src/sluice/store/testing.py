@@ -18,7 +18,7 @@ _TABLES = (
     "jobs, runs, task_runs, task_values, repairs, idempotency_tokens, secrets, secret_scopes, api_tokens, "
     "scheduler_triggers, scheduler_slots, scheduler_files, "
     "notifications, notification_attempts, notification_destinations, notification_cursors, "
-    "catalog_volumes, catalog_tables, catalog_schemas, catalogs"
+    "catalog_functions, catalog_volumes, catalog_tables, catalog_schemas, catalogs"
 )
 
 
