@@ -17,26 +17,21 @@ file that names them. Every problem raises :class:`~sluice.errors.InvalidJobErro
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-import yaml
-
 from sluice.errors import InvalidJobError, Problem
 from sluice.identity import local_user
+from sluice.spec.bundle_yaml import fail as _fail
+from sluice.spec.bundle_yaml import read_json as _read_json
+from sluice.spec.bundle_yaml import read_yaml as _read_yaml
+from sluice.spec.bundle_yaml import record as _record
 from sluice.spec.jobs import JobSettings
-
-try:
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - libyaml missing
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]  # same API, pure Python
 
 BUNDLE_FILE_NAMES: tuple[str, ...] = ("databricks.yml", "databricks.yaml")
 
@@ -153,114 +148,12 @@ def load_raw_jobs(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _fail(message: str, file: Path | None = None, *, field: str | None = None) -> NoReturn:
-    raise InvalidJobError([Problem(message, file=str(file) if file else None, field=field)])
-
-
 def _resource_file_hint(path: Path) -> str:
     for parent in path.parents:
         for name in BUNDLE_FILE_NAMES:
             if (parent / name).is_file():
                 return f"this is a bundle resource file; load the bundle instead: {parent / name}"
     return "this is a bundle resource file; load the bundle's databricks.yml instead"
-
-
-class _Loader(_BaseLoader):
-    """YAML 1.2 scalars as the Databricks CLI (Go yaml.v3) reads them, and duplicate keys as errors.
-
-    No timestamps (``2024-01-01`` stays a string), booleans are only true/false, no sexagesimal numbers.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[str, int] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"found duplicate key '{key_node.value}' (first on line {seen[key_node.value] + 1})",
-                        key_node.start_mark,
-                    )
-                seen[key_node.value] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml12_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
-    replaced = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")}
-    out: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
-    for first, entries in _BaseLoader.yaml_implicit_resolvers.items():
-        kept = [(tag, rx) for tag, rx in entries if tag not in replaced]
-        if kept:
-            out[first] = kept
-    numbers = "-+.0123456789"
-    for tag, pattern, firsts in (
-        ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-        ("int", r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$", numbers),
-        (
-            "float",
-            r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
-            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-            numbers,
-        ),
-    ):
-        for ch in firsts:
-            out.setdefault(ch, []).append((f"tag:yaml.org,2002:{tag}", re.compile(pattern)))
-    return out
-
-
-_Loader.yaml_implicit_resolvers = _yaml12_resolvers()
-
-
-#: When set, every file the loader reads and every include glob it expands is recorded here, so a cache of
-#: validated jobs knows exactly which inputs its entry depends on (``sluice.spec.cache``).
-READS: ContextVar[list[tuple[str, str, tuple[str, ...]]] | None] = ContextVar(
-    "sluice_bundle_reads", default=None
-)
-
-
-def _record(kind: str, where: Path | str, found: tuple[str, ...] = ()) -> None:
-    reads = READS.get()
-    if reads is not None:
-        reads.append((kind, str(where), found))
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    _record("file", path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        _fail(f"cannot read file: {exc.strerror}", path)
-    loader = _Loader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        context = f" {exc.context}" if exc.context and exc.problem else ""
-        _fail(f"{where}invalid YAML: {exc.problem or exc.context}{context}", path)
-    except yaml.YAMLError as exc:
-        _fail(f"invalid YAML: {exc}", path)
-    finally:
-        loader.dispose()
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        _fail(f"expected a mapping at the top level, found {type(data).__name__}", path)
-    return data
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    _record("file", path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        _fail(f"cannot read file: {exc.strerror}", path)
-    except json.JSONDecodeError as exc:
-        _fail(f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}", path)
-    if not isinstance(data, dict):
-        _fail(f"expected a JSON object at the top level, found {type(data).__name__}", path)
-    return data
 
 
 def _single_job(path: Path, data: dict[str, Any], job_key: str | None) -> RawJob:

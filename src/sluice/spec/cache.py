@@ -140,7 +140,7 @@ def load_validated(
         cached = _read_entry(entry)
         if cached is not None:
             return cached
-    from sluice.spec import bundle
+    from sluice.spec import bundle_yaml as bundle
     from sluice.spec.validate import load_and_validate
 
     recorded: list[tuple[str, str, tuple[str, ...]]] = []
