@@ -45,6 +45,8 @@ resources:
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "cache"
     monkeypatch.setenv("SLUICE_CACHE_DIR", str(directory))
+    for name in ("a.py", "t.py"):  # the scripts the jobs name (validation checks that they exist)
+        (tmp_path / name).write_text("print('hi')\n")
     return directory
 
 

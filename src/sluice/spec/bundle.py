@@ -20,13 +20,14 @@ import copy
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
 from sluice.errors import InvalidJobError, Problem
 from sluice.identity import local_user
+from sluice.spec.bundle_yaml import GIT_FIELDS, anchored_keys, git_details
 from sluice.spec.bundle_yaml import fail as _fail
 from sluice.spec.bundle_yaml import read_json as _read_json
 from sluice.spec.bundle_yaml import read_yaml as _read_yaml
@@ -65,6 +66,8 @@ class LoadedJob:
     source_file: Path
     bundle_name: str | None
     target: str | None
+    #: What the Databricks CLI would warn about (an unknown field, dropped); the job loads without it.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def bundle_key(self) -> str | None:
@@ -81,6 +84,7 @@ class RawJob:
     source_file: Path
     bundle_name: str | None
     target: str | None
+    warnings: tuple[Problem, ...] = ()
 
 
 def load_jobs(
@@ -105,8 +109,58 @@ def load_jobs(
 
 def build_job(raw: RawJob) -> LoadedJob:
     """Validate one raw job document into a LoadedJob; InvalidJobError names file, job, task and field."""
-    settings = JobSettings.from_api(raw.data, file=str(raw.source_file), job=raw.key)
-    return LoadedJob(raw.key, settings, raw.source_file, raw.bundle_name, raw.target)
+    if raw.bundle_name is None:
+        settings = JobSettings.from_api(raw.data, file=str(raw.source_file), job=raw.key)
+        return LoadedJob(raw.key, settings, raw.source_file, raw.bundle_name, raw.target, raw.warnings)
+    data, dropped = _drop_unknown_fields(raw)
+    settings = JobSettings.from_api(data, file=str(raw.source_file), job=raw.key)
+    warnings = (*raw.warnings, *dropped)
+    return LoadedJob(raw.key, settings, raw.source_file, raw.bundle_name, raw.target, warnings)
+
+
+def _drop_unknown_fields(raw: RawJob) -> tuple[dict[str, Any], list[Problem]]:
+    """A bundle job without the fields the Jobs API does not know, and a warning naming each one.
+
+    The Databricks CLI normalizes bundle configuration this way (``libs/dyn/convert/normalize.go``): an
+    unknown field is a warning ("unknown field: <name>") and is left out of the deployed job.
+    """
+    from pydantic import ValidationError
+
+    from sluice.spec.jobs import problems_from_validation_error
+
+    data = raw.data
+    warnings: list[Problem] = []
+    for _ in range(8):  # each pass drops every unknown field pydantic reports; nesting needs few passes
+        try:
+            JobSettings.model_validate(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            problems = problems_from_validation_error(exc, data, file=str(raw.source_file), job=raw.key)
+            extra = [(e, p) for e, p in zip(errors, problems, strict=True) if e["type"] == "extra_forbidden"]
+            if not extra:
+                break
+            data = copy.deepcopy(data)
+            for err, problem in extra:
+                if not _delete(data, tuple(err["loc"])):
+                    return data, warnings  # not a plain field path: left for from_api to report
+                hint = problem.message.split("'", 2)[2]
+                message = f"unknown field: {err['loc'][-1]}{hint}; ignored, as the Databricks CLI does"
+                warnings.append(replace(problem, message=message))
+        else:
+            break
+    return data, warnings
+
+
+def _delete(data: Any, loc: tuple[int | str, ...]) -> bool:
+    try:
+        for part in loc[:-1]:
+            data = data[part]
+    except (KeyError, IndexError, TypeError):
+        return False
+    if not isinstance(data, dict) or loc[-1] not in data:
+        return False
+    del data[loc[-1]]
+    return True
 
 
 def load_raw_jobs(
@@ -342,6 +396,7 @@ class _Bundle:
         self.targets: dict[str, dict[str, Any]] = {}
         self.target_job_files: dict[tuple[str, str], Path] = {}
         self.config: dict[str, Any] = {}
+        self.warnings: list[Problem] = []
         self._add_doc(root, data, is_root=True)
         for included in self._includes(data.get("include")):
             self._add_doc(included, _read_yaml(included), is_root=False)
@@ -365,7 +420,18 @@ class _Bundle:
     def _add_doc(self, file: Path, data: dict[str, Any], *, is_root: bool) -> None:
         if "environments" in data and "targets" not in data:
             data["targets"] = data.pop("environments")
-        _check_keys(data, _ROOT_KEYS, "top-level", file)
+        unknown = [k for k in data if k not in _ROOT_KEYS]
+        if unknown:
+            # As the Databricks CLI: a key holding only YAML anchors is dropped silently, any other unknown
+            # key is dropped with a warning (libs/dyn/convert/normalize.go).
+            anchors = anchored_keys(file)
+            for key in unknown:
+                del data[key]
+                if str(key) not in anchors:
+                    hint = _closest(str(key), _ROOT_KEYS)
+                    self.warnings.append(
+                        Problem(f"unknown field: {key}{hint}; ignored, as the Databricks CLI does", str(file))
+                    )
         if not is_root and "include" in data:
             _fail("include is only allowed in the bundle's root file", file, field="include")
         resources = _mapping(data.get("resources"), "resources", file)
@@ -462,8 +528,11 @@ class _Bundle:
             if run_as and "run_as" not in job:
                 job["run_as"] = copy.deepcopy(run_as)
             _resolve_job_paths(job)
-            out.append(RawJob(key, _strip_markers(job), file, self.name, self.target))
+            warnings = tuple(self.warnings)
+            out.append(RawJob(key, _strip_markers(job), file, self.name, self.target, warnings))
         self.refs.raise_problems()
+        if not out and self.warnings:  # nothing would carry them: the warnings explain the empty bundle
+            raise InvalidJobError([*self.warnings, Problem("the bundle defines no job", str(self.root))])
         return out
 
     def _presets(self) -> dict[str, Any]:
@@ -529,6 +598,7 @@ class _Interpolator:
         self.values: dict[str, Any] = {}
         self.resolving: list[str] = []
         self.problems: list[Problem] = []
+        self.git_details: dict[str, str] | None = None
         for name in cli_vars:
             if name not in self.definitions:
                 hint = _closest(name, self.definitions)
@@ -628,6 +698,10 @@ class _Interpolator:
         }
         if ref in simple:
             return simple[ref]
+        if ref == "workspace.root_path":
+            return self.root_path()
+        if parts[:2] == ["bundle", "git"] and len(parts) == 3 and parts[2] in GIT_FIELDS:
+            return self.git(parts[2])
         if head == "resources":
             if parts[1:2] == ["jobs"] and parts[3:] == ["id"] and parts[2] in self.bundle.jobs_by_key:
                 return f"${{{ref}}}"  # a job id: assigned when the bundle is deployed (sluice.engine.local)
@@ -637,8 +711,33 @@ class _Interpolator:
             )
         raise _Unresolved(
             "unknown reference; Sluice resolves ${var.<name>}, ${bundle.name}, ${bundle.target}, "
-            "${workspace.current_user.userName}, ${workspace.current_user.short_name}, ${workspace.file_path}"
+            "${bundle.git.origin_url|branch|commit}, ${workspace.current_user.userName}, "
+            "${workspace.current_user.short_name}, ${workspace.root_path}, ${workspace.file_path}, "
+            "${resources.jobs.<key>.id}"
         )
+
+    def git(self, field: str) -> Any:
+        """``bundle.git.<field>``: as configured (``bundle.git`` or the target's ``git``), else from git."""
+        configured = _merge(
+            _mapping(self.bundle.config.get("bundle"), "bundle", self.bundle.root).get("git"),
+            self.bundle.target_config.get("git"),
+        )
+        if isinstance(configured, dict) and configured.get(field) not in (None, ""):
+            return self._interpolate_var(configured[field])
+        if self.git_details is None:
+            self.git_details = git_details(self.bundle.root.parent)
+        return self.git_details[field]
+
+    def root_path(self) -> Any:
+        """``workspace.root_path``: as configured, else the CLI's default, ``~`` expanded as the CLI does."""
+        configured = _merge(self.bundle.config.get("workspace"), self.bundle.target_config.get("workspace"))
+        value = configured.get("root_path") if isinstance(configured, dict) else None
+        if value in (None, ""):
+            value = f"~/.bundle/{self.bundle.name}/{self.bundle.target}"
+        value = self._interpolate_var(value)
+        if isinstance(value, str) and (value == "~" or value.startswith("~/")):
+            value = f"/Workspace/Users/{self.user}{value[1:]}"  # expand_workspace_root.go
+        return value
 
     def _string_strict(self, text: str) -> Any:
         """``text`` with its references resolved; _Unresolved names the first reference that fails."""

@@ -7,6 +7,7 @@ hold YAML anchors (``x-common: &common {...}``), which the CLI accepts without a
 from __future__ import annotations
 
 import json
+import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
@@ -164,3 +165,58 @@ def anchored_keys(path: Path) -> set[str]:
     if not isinstance(root, yaml.MappingNode):
         return set()
     return {k.value for k, v in root.value if isinstance(k, yaml.ScalarNode) and container(v)}
+
+
+#: ``bundle.git`` fields the Databricks CLI fills in from the bundle's repository (``load_git_details.go``).
+GIT_FIELDS: tuple[str, ...] = ("origin_url", "branch", "commit", "actual_branch", "bundle_root_path")
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    """``git <args>`` run in ``directory`` (no argument comes from outside); its output, or None."""
+    import subprocess
+
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    for name in (
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+    ):  # the bundle's repository only
+        env.pop(name, None)
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=directory, env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _without_credentials(url: str) -> str:
+    """The origin URL without a user name or password, as the CLI gives it (``Repository.OriginUrl``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def git_details(directory: Path) -> dict[str, str]:
+    """The ``bundle.git`` fields of the repository holding ``directory``; all empty outside a repository.
+
+    As the Databricks CLI: the current branch (empty on a detached HEAD), the commit HEAD names, the
+    ``origin`` remote's URL without credentials, and the bundle's directory relative to the work tree.
+    """
+    top = _git(directory, "rev-parse", "--show-toplevel")
+    details = dict.fromkeys(GIT_FIELDS, "")
+    if top:
+        branch = _git(directory, "symbolic-ref", "--quiet", "--short", "HEAD") or ""
+        details.update(
+            origin_url=_without_credentials(_git(directory, "config", "--get", "remote.origin.url") or ""),
+            branch=branch,
+            actual_branch=branch,
+            commit=_git(directory, "rev-parse", "--verify", "--quiet", "HEAD") or "",
+            bundle_root_path=Path(os.path.relpath(directory.resolve(), Path(top).resolve())).as_posix(),
+        )
+    record("git", directory, tuple(details[f] for f in GIT_FIELDS))
+    return details

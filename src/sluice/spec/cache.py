@@ -22,7 +22,7 @@ from typing import Any
 import sluice
 from sluice.identity import local_user
 
-_FORMAT = 3  # 3: git_source checks (a cached job validated before them is checked again)
+_FORMAT = 4  # 4: warnings (entries with warnings are not written), git and file-existence inputs
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class CompiledJob:
     source_file: Path
     bundle_name: str | None
     target: str | None
+    #: Warnings of loading (an unknown bundle field, dropped), for the CLI to print; never cached.
+    warnings: tuple[str, ...] = ()
 
 
 def cache_dir() -> Path | None:
@@ -80,6 +82,15 @@ def _still_valid(reads: list[list[Any]]) -> bool:
             base, pattern, root = where.split("\0")
             matches = sorted(p for p in Path(base).glob(pattern) if p.is_file() and str(p) != root)
             if [str(m) for m in matches] != recorded:
+                return False
+        elif kind == "git":
+            from sluice.spec.bundle_yaml import GIT_FIELDS, git_details
+
+            details = git_details(Path(where))
+            if [details[f] for f in GIT_FIELDS] != recorded:
+                return False
+        elif kind == "exists":
+            if Path(where).is_file() != bool(recorded):
                 return False
         elif kind == "dir":
             names = ("databricks.yml", "databricks.yaml")
@@ -149,8 +160,13 @@ def load_validated(
         loaded = load_and_validate(path, target=target, variables=variables, job_key=job_key)
     finally:
         bundle.READS.reset(token)
-    jobs = [CompiledJob(j.key, j.settings.to_api(), j.source_file, j.bundle_name, j.target) for j in loaded]
-    if entry is not None:
+    jobs = [
+        CompiledJob(
+            j.key, j.settings.to_api(), j.source_file, j.bundle_name, j.target, tuple(map(str, j.warnings))
+        )
+        for j in loaded
+    ]
+    if entry is not None and not any(j.warnings for j in jobs):  # warnings are printed on every load
         _write_entry(entry, jobs, [_reading(kind, where, found) for kind, where, found in recorded])
     return jobs
 
