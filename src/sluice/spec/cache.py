@@ -3,9 +3,11 @@
 Like ``__pycache__`` for Python source: an entry holds the validated Jobs API JSON of every job a file
 defines, and the exact inputs it was computed from — the path given, target, ``--var`` values, the
 ``BUNDLE_VAR_*`` environment, the local user, every file the loader read (its size and a digest of its
-bytes, so a file rewritten with the same content — a ``git checkout``, a generator — still hits) and every
-include glob with what it matched. An entry is used only when all of those are unchanged; anything
-else reloads and revalidates. The cache lives in ``$SLUICE_CACHE_DIR`` (default
+bytes, so a file rewritten with the same content — a ``git checkout``, a generator — still hits), every
+include glob with what it matched, the task files validation found, and the ``bundle.git`` values when the
+bundle uses ``${bundle.git.*}`` (git is asked again on each use). Loads that printed warnings are not
+cached, so the warnings are printed every time. An entry is used only when all of those are unchanged;
+anything else reloads and revalidates. The cache lives in ``$SLUICE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/sluice`` or ``~/.cache/sluice``); ``SLUICE_CACHE_DIR=off`` disables it.
 """
 
