@@ -167,6 +167,7 @@ resources:
         git_branch: ${bundle.git.branch}
       parameters:
         - {name: report_job, default: "report job ${resources.jobs.report.id}"}
+        - {name: own_id, default: "${resources.jobs.nightly.id}"}
       tasks:
         - task_key: ingest
           <<: *retries
@@ -210,7 +211,10 @@ def test_realistic_bundle_warns_and_runs_with_its_git_branch_and_job_ids(ws: Wor
     report_id = jobs["report"]["job_id"]
     nightly = jobs["nightly-default"]["settings"]  # no targets: the target is "default"
     assert nightly["tags"] == {"git_branch": "feature/x"}
-    assert nightly["parameters"] == [{"name": "report_job", "default": f"report job {report_id}"}]
+    assert nightly["parameters"] == [
+        {"name": "report_job", "default": f"report job {report_id}"},
+        {"name": "own_id", "default": str(jobs["nightly-default"]["job_id"])},  # a job may name its own id
+    ]
     assert nightly["tasks"][0]["max_retries"] == 1
     assert "timeout_second" not in nightly["tasks"][0]
     assert (bundle / "src" / "written.txt").read_text() == f"report job {report_id}\n"

@@ -6,7 +6,10 @@
   ``bundle:`` key), with ``include`` globs, ``variables``, ``targets`` and ``resources.jobs.<key>``, resolved
   the way the Databricks CLI does (``databricks/cli`` ``bundle/config/mutator``): ``--var`` > env
   ``BUNDLE_VAR_<name>`` > the target's value > ``default``; target resources deep-merged into the root with
-  tasks, job clusters, parameters and environments merged by key; ``mode: development`` presets;
+  tasks, job clusters, parameters and environments merged by key; ``mode: development`` presets; top-level
+  keys holding only YAML anchors dropped silently, and unknown top-level, job and task fields dropped with a
+  warning (:attr:`LoadedJob.warnings`), as the CLI's ``normalize.go`` does; ``${bundle.git.*}``,
+  ``${workspace.*}`` and ``${resources.jobs.<key>.id}`` substituted (see :meth:`_Interpolator.lookup`);
 * a Jobs API JSON file: a JobSettings document, a ``jobs/create`` body, or a ``jobs/get`` response;
 * a YAML file holding one job's JobSettings at the top level.
 
