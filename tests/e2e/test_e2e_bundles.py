@@ -141,3 +141,91 @@ def test_jobs_api_json_file_runs(ws: Workspace, wrap: str) -> None:
     assert done.returncode == 0, done.run.state_message
     assert done.run.data["run_name"] == "from-json"
     assert done.run.results() == {"a": "SUCCESS"}
+
+
+# A bundle as public Databricks repositories write them: an anchor-only top-level key, a typo'd field, the
+# repository's branch in a tag, and a job that names another job's id in a parameter.
+REALISTIC = """
+bundle:
+  name: sales
+
+x-defaults: &retries
+  max_retries: 1
+  min_retry_interval_millis: 0
+
+resources:
+  jobs:
+    report:
+      tasks:
+        - task_key: write
+          spark_python_task:
+            python_file: ./src/write.py
+            parameters: ["{{job.id}}"]
+    nightly:
+      name: nightly-${bundle.target}
+      tags:
+        git_branch: ${bundle.git.branch}
+      parameters:
+        - {name: report_job, default: "report job ${resources.jobs.report.id}"}
+        - {name: own_id, default: "${resources.jobs.nightly.id}"}
+      tasks:
+        - task_key: ingest
+          <<: *retries
+          timeout_second: 60
+          spark_python_task:
+            python_file: ./src/write.py
+            parameters: ["{{job.parameters.report_job}}"]
+"""
+
+WRITE = """
+import os, sys
+with open(os.path.join(os.path.dirname(__file__), "written.txt"), "a") as f:
+    f.write(sys.argv[1] + "\\n")
+"""
+
+
+def realistic(ws: Workspace) -> Path:
+    import subprocess
+
+    ws.write("sales/databricks.yml", REALISTIC)
+    ws.write("sales/src/write.py", WRITE)
+    bundle = ws.dir / "sales"
+    subprocess.run(["git", "init", "-q", "-b", "feature/x"], cwd=bundle, check=True)
+    return bundle
+
+
+def test_realistic_bundle_warns_and_runs_with_its_git_branch_and_job_ids(ws: Workspace) -> None:
+    bundle = realistic(ws)
+    checked = ws.cli("validate", str(bundle))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout == "report: OK (1 task)\nnightly: OK (1 task)\n"
+    warning = "unknown field: timeout_second (did you mean 'timeout_seconds'?); ignored"
+    assert checked.stderr.count("Warning: ") == 1, checked.stderr
+    assert "job 'nightly', task 'ingest', tasks[0].timeout_second: " + warning in checked.stderr
+    assert "x-defaults" not in checked.stderr  # an anchor-only key is not worth a warning, as in the CLI
+
+    done = ws.run(bundle, "--job", "nightly")
+    assert done.returncode == 0, done.run.state_message
+    assert warning in done.stderr
+    jobs = {j["settings"]["name"]: j for j in ws.list_jobs()}
+    report_id = jobs["report"]["job_id"]
+    nightly = jobs["nightly-default"]["settings"]  # no targets: the target is "default"
+    assert nightly["tags"] == {"git_branch": "feature/x"}
+    assert nightly["parameters"] == [
+        {"name": "report_job", "default": f"report job {report_id}"},
+        {"name": "own_id", "default": str(jobs["nightly-default"]["job_id"])},  # a job may name its own id
+    ]
+    assert nightly["tasks"][0]["max_retries"] == 1
+    assert "timeout_second" not in nightly["tasks"][0]
+    assert (bundle / "src" / "written.txt").read_text() == f"report job {report_id}\n"
+
+
+def test_missing_python_file_is_refused_by_validate_naming_the_task(ws: Workspace) -> None:
+    bundle = realistic(ws)
+    (bundle / "src" / "write.py").rename(bundle / "src" / "writer.py")
+    for command in ("validate", "deploy"):
+        refused = ws.cli(command, str(bundle))
+        assert refused.returncode == 2
+        for text in ("job 'report', task 'write'", "job 'nightly', task 'ingest'", "src/write.py' not found"):
+            assert text in refused.stderr, refused.stderr
+    assert ws.list_jobs() == []

@@ -219,12 +219,14 @@ def test_a_failed_notebook_is_retried_with_references_resolved(nbws: Workspace) 
     assert logs(nbws, done.run.run_id, "flaky") == "succeeded on execution 2\n"
 
 
-def test_a_missing_notebook_fails_the_task_naming_what_was_tried(nbws: Workspace) -> None:
-    done = nbws.run(nbws.job([nb_task("m", "no_such_notebook")]))
-    message = task_message(done.run.task("m"))
-    assert "no_such_notebook" in message
-    assert "not found" in message
-    assert ".ipynb" in message
+def test_a_missing_notebook_is_refused_naming_the_task_and_what_was_tried(nbws: Workspace) -> None:
+    done = nbws.cli("run", str(nbws.job([nb_task("m", "no_such_notebook")])))
+    assert done.returncode == 2  # refused by validation, before anything runs
+    assert "task 'm'" in done.stderr
+    assert "no_such_notebook" in done.stderr
+    assert "not found" in done.stderr
+    assert ".ipynb" in done.stderr
+    assert nbws.list_runs() == []
 
 
 # -------------------------------------------------------------------------------------------- magics

@@ -20,7 +20,6 @@ def test_process_outcomes_and_their_messages(ws: Workspace) -> None:
         py_task("exit_text", "exit_text.py"),
         py_task("exit0", "exit0.py"),
         py_task("selfkill", "selfkill.py"),
-        py_task("missing", "does_not_exist.py"),
     ]
     done = ws.run(ws.job(tasks))
     run = done.run
@@ -30,16 +29,18 @@ def test_process_outcomes_and_their_messages(ws: Workspace) -> None:
         "exit_text": "FAILED",
         "exit0": "SUCCESS",
         "selfkill": "FAILED",
-        "missing": "FAILED",
     }
     assert "exited with code 3" in task_message(run.task("exit3"))
     assert "fatal: no input files" in task_message(run.task("exit_text"))
     assert "SIGKILL" in task_message(run.task("selfkill"))
-    assert "does_not_exist.py" in task_message(run.task("missing"))
-    assert "does not exist" in task_message(run.task("missing"))
     assert run.result_state == "FAILED"
-    for key in ("exit3", "exit_text", "selfkill", "missing"):
+    for key in ("exit3", "exit_text", "selfkill"):
         assert key in run.state_message, "the run's message names its failed tasks"
+    # A script that does not exist is refused by validation, naming the task, before anything runs.
+    refused = ws.cli("run", str(ws.job([*tasks, py_task("missing", "does_not_exist.py")], file="more.yml")))
+    assert refused.returncode == 2
+    assert "task 'missing'" in refused.stderr
+    assert "does_not_exist.py' not found" in refused.stderr
 
 
 def test_relative_python_file_runs_in_its_directory_with_its_argv(ws: Workspace) -> None:
@@ -55,9 +56,11 @@ def test_relative_python_file_runs_in_its_directory_with_its_argv(ws: Workspace)
     ws.write("pkg/helper.py", "VALUE = 'imported'\n")
     out = ws.dir / "where.json"
     params = [str(out), "plain", "with space", "ünïcödé ✓", ""]
-    done = ws.run(ws.job([py_task("where", "pkg/where.py", params=params)], file="jobs/job.yml"))
-    assert task_result(done.run.task("where")) == "FAILED", "python_file resolves against the job file"
-    assert "jobs/pkg/where.py" in task_message(done.run.task("where"))
+    refused = ws.cli(
+        "run", str(ws.job([py_task("where", "pkg/where.py", params=params)], file="jobs/job.yml"))
+    )
+    assert refused.returncode == 2, "python_file resolves against the job file"
+    assert "jobs/pkg/where.py' not found" in refused.stderr
 
     done = ws.run(ws.job([py_task("where", "../pkg/where.py", params=params)], file="jobs/job.yml"))
     assert task_result(done.run.task("where")) == "SUCCESS", task_message(done.run.task("where"))

@@ -101,3 +101,26 @@ def test_a_job_over_1000_tasks_is_refused_naming_the_limit(ws: Workspace) -> Non
     assert ws.list_jobs() == []
     done = ws.cli("validate", str(ws.job([py_task(f"t{i}", "ok.py") for i in range(1000)], file="max.yml")))
     assert done.returncode == 0, done.stderr
+
+
+def test_jvm_task_types_are_refused_before_anything_runs(ws: Workspace) -> None:
+    jar = {"task_key": "cleanup", "spark_jar_task": {"main_class_name": "com.acme.Cleanup"}}
+    submit = {
+        "task_key": "submit",
+        "spark_submit_task": {"parameters": ["--class", "com.acme.Main", "app.jar"]},
+    }
+    path = write_job(ws, [py_task("load", "ok.py"), jar, submit])
+    assert_rejected(
+        ws,
+        path,
+        "task 'cleanup', tasks[1].spark_jar_task: spark_jar_task runs a JAR's main class",
+        "task 'submit', tasks[2].spark_submit_task: spark_submit_task runs spark-submit",
+        "Spark Connect",
+    )
+
+
+def test_a_missing_python_file_is_refused_naming_the_task(ws: Workspace) -> None:
+    path = write_job(ws, [py_task("load", "ok.py"), py_task("report", "reports/weekly.py", deps=["load"])])
+    assert_rejected(
+        ws, path, "task 'report', tasks[1].spark_python_task.python_file", "reports/weekly.py' not found"
+    )

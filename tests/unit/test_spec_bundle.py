@@ -388,7 +388,10 @@ def test_bad_mode(tmp_path: Path) -> None:
 
 def test_unknown_keys_suggest_the_known_ones(tmp_path: Path) -> None:
     write(tmp_path, {"databricks.yml": SIMPLE.replace("resources:", "resource:")})
-    assert only_message(tmp_path) == "unknown top-level key 'resource' (did you mean 'resources'?)"
+    assert [p.message for p in load_problems(tmp_path)] == [
+        "unknown field: resource (did you mean 'resources'?); ignored, as the Databricks CLI does",
+        "the bundle defines no job",
+    ]
     targets_bundle(tmp_path, "dev: {modes: development}\n")
     assert only_message(tmp_path) == "unknown targets.dev key 'modes' (did you mean 'mode'?)"
 
@@ -694,7 +697,7 @@ def test_model_errors_name_file_job_task_and_field(tmp_path: Path) -> None:
                   tasks:
                     - task_key: a
                       notebook_task: {notebook_path: /a}
-                      depend_on: []
+                      run_if: SOMETIMES
                 bad:
                   max_concurrent_runs: lots
             """,
@@ -702,8 +705,9 @@ def test_model_errors_name_file_job_task_and_field(tmp_path: Path) -> None:
     )
     probs = load_problems(tmp_path)
     assert [str(p) for p in probs] == [
-        f"{tmp_path.absolute() / 'jobs.yml'}, job 'etl', task 'a', tasks[0].depend_on: "
-        "unknown field 'depend_on' (did you mean 'depends_on'?)",
+        f"{tmp_path.absolute() / 'jobs.yml'}, job 'etl', task 'a', tasks[0].run_if: "
+        "invalid value 'SOMETIMES'; allowed: ALL_SUCCESS, AT_LEAST_ONE_SUCCESS, NONE_FAILED, ALL_DONE, "
+        "AT_LEAST_ONE_FAILED, ALL_FAILED",
         f"{tmp_path.absolute() / 'jobs.yml'}, job 'bad', max_concurrent_runs: "
         "input should be a valid integer, unable to parse string as an integer (got 'lots')",
     ]
@@ -782,3 +786,193 @@ def test_yaml_numbers_follow_yaml_1_2(tmp_path: Path) -> None:
     path = write(tmp_path, {"job.yml": text}) / "job.yml"
     (job,) = load_jobs(path)
     assert [p.default for p in job.settings.parameters] == ["1:30", "31", "1000.0", "on", "012"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# A bundle as public Databricks repositories write them: anchors, unknown fields, ${bundle.git.*}
+# --------------------------------------------------------------------------------------------------------
+
+REALISTIC = """
+bundle:
+  name: sales_etl
+
+# Reusable blocks, as many public bundles keep them: keys that only hold anchors.
+x-cluster: &default_cluster
+  spark_version: 15.4.x-scala2.12
+  node_type_id: i3.xlarge
+  num_workers: 2
+
+definitions:
+  notifications: &notify
+    on_failure: [data-team@example.com]
+  retries: &retries
+    max_retries: 2
+    min_retry_interval_millis: 60000
+
+variables:
+  catalog:
+    description: catalog to write to
+    default: dev_sales
+
+resources:
+  jobs:
+    nightly_sales:
+      name: nightly-sales-${bundle.target}
+      email_notifications: *notify
+      max_concurent_runs: 1
+      tags:
+        git_branch: ${bundle.git.branch}
+        git_commit: ${bundle.git.commit}
+        repo: ${bundle.git.origin_url}
+        owner: ${workspace.current_user.userName}
+      parameters:
+        - {name: catalog, default: "${var.catalog}"}
+        - {name: root, default: "${workspace.root_path}"}
+        - {name: files, default: "${workspace.file_path}/src"}
+        - {name: report_job, default: "${resources.jobs.weekly_report.id}"}
+      job_clusters:
+        - job_cluster_key: main
+          new_cluster: *default_cluster
+      tasks:
+        - task_key: ingest
+          job_cluster_key: main
+          <<: *retries
+          notebook_task:
+            notebook_path: ./src/ingest
+          depend_on: []
+        - task_key: report
+          depends_on: [{task_key: ingest}]
+          job_cluster_key: main
+          spark_python_task:
+            python_file: ./src/report.py
+    weekly_report:
+      tasks:
+        - task_key: summary
+          sql_task:
+            file: {path: ./sql/summary.sql}
+            warehouse_id: abc
+
+targets:
+  dev:
+    default: true
+    mode: development
+  prod:
+    workspace:
+      root_path: /Workspace/Shared/.bundle/${bundle.name}
+"""
+
+
+def realistic(root: Path) -> Path:
+    return write(
+        root,
+        {
+            "databricks.yml": REALISTIC,
+            "src/ingest.py": "# Databricks notebook source\nprint('ingest')\n",
+            "src/report.py": "print('report')\n",
+            "sql/summary.sql": "SELECT 1;\n",
+        },
+    )
+
+
+def git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@example.com"}
+    env.update(GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@example.com")
+    done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_anchor_only_top_level_keys_are_accepted_and_unknown_fields_warn(tmp_path: Path) -> None:
+    jobs = by_key(load_jobs(realistic(tmp_path)))
+    nightly = jobs["nightly_sales"]
+    # The anchors were used, and the keys holding them dropped without a word, as the Databricks CLI does.
+    assert nightly.settings.job_clusters[0].new_cluster == {
+        "spark_version": "15.4.x-scala2.12",
+        "node_type_id": "i3.xlarge",
+        "num_workers": 2,
+    }
+    assert nightly.settings.task("ingest").max_retries == 2
+    assert nightly.settings.email_notifications is not None
+    # Unknown job and task fields: a warning each, naming the field, and the job loads without them.
+    assert [(w.task, w.field, w.message) for w in nightly.warnings] == [
+        (
+            "ingest",
+            "tasks[0].depend_on",
+            "unknown field: depend_on (did you mean 'depends_on'?); ignored, as the Databricks CLI does",
+        ),
+        (
+            None,
+            "max_concurent_runs",
+            "unknown field: max_concurent_runs (did you mean 'max_concurrent_runs'?); "
+            "ignored, as the Databricks CLI does",
+        ),
+    ]
+    assert jobs["weekly_report"].warnings == ()
+
+
+def test_an_unknown_top_level_key_that_is_not_an_anchor_warns(tmp_path: Path) -> None:
+    realistic(tmp_path)
+    text = (tmp_path / "databricks.yml").read_text()
+    (tmp_path / "databricks.yml").write_text(text + "permisions:\n  - {level: CAN_VIEW, group_name: users}\n")
+    nightly = by_key(load_jobs(tmp_path))["nightly_sales"]
+    assert str(nightly.warnings[0]) == (
+        f"{tmp_path.absolute() / 'databricks.yml'}: unknown field: permisions (did you mean 'permissions'?); "
+        "ignored, as the Databricks CLI does"
+    )
+
+
+def test_a_json_job_file_keeps_refusing_unknown_fields(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_text(
+        json.dumps({"tasks": [{"task_key": "a", "notebook_task": {"notebook_path": "/a"}}], "x": 1})
+    )
+    assert only_message(path) == "unknown field 'x'"
+
+
+def test_bundle_git_values_come_from_the_repository(tmp_path: Path) -> None:
+    realistic(tmp_path)
+    git(tmp_path, "init", "-q", "-b", "release/2.1")
+    git(tmp_path, "remote", "add", "origin", "https://bot:s3cret@github.com/acme/sales-etl.git")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "first")
+    commit = git(tmp_path, "rev-parse", "HEAD")
+    tags = by_key(load_jobs(tmp_path))["nightly_sales"].settings.tags
+    assert tags is not None
+    assert (tags["git_branch"], tags["git_commit"]) == ("release/2.1", commit)
+    assert tags["repo"] == "https://github.com/acme/sales-etl.git"  # credentials removed, as the CLI does
+    assert tags["owner"] == "alice.smith@example.com"
+
+
+def test_bundle_git_values_are_empty_outside_a_repository_and_configured_ones_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above counts
+    bundle = tmp_path / "not-a-repo"
+    bundle.mkdir()
+    realistic(bundle)
+    tags = by_key(load_jobs(bundle))["nightly_sales"].settings.tags
+    assert tags is not None
+    assert (tags["git_branch"], tags["git_commit"], tags["repo"]) == ("", "", "")
+    text = (bundle / "databricks.yml").read_text()
+    text = text.replace("  name: sales_etl\n", "  name: sales_etl\n  git:\n    branch: main\n", 1)
+    (bundle / "databricks.yml").write_text(text)
+    tags = by_key(load_jobs(bundle))["nightly_sales"].settings.tags
+    assert tags is not None
+    assert tags["git_branch"] == "main"
+
+
+def test_workspace_paths_and_job_ids(tmp_path: Path) -> None:
+    realistic(tmp_path)
+    params = {p.name: p.default for p in by_key(load_jobs(tmp_path))["nightly_sales"].settings.parameters}
+    assert params == {
+        "catalog": "dev_sales",
+        # The Databricks CLI's default root, ~ expanded to the user's workspace folder (a name, not a path
+        # Sluice reads); the files are the bundle's own directory, where Sluice reads notebooks from.
+        "root": "/Workspace/Users/alice.smith@example.com/.bundle/sales_etl/dev",
+        "files": f"{tmp_path.absolute()}/src",
+        # Replaced by the job id when the bundle is deployed (sluice.engine.local).
+        "report_job": "${resources.jobs.weekly_report.id}",
+    }
+    prod = by_key(load_jobs(tmp_path, target="prod"))["nightly_sales"].settings.parameters
+    assert prod[1].default == "/Workspace/Shared/.bundle/sales_etl"

@@ -45,6 +45,8 @@ resources:
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "cache"
     monkeypatch.setenv("SLUICE_CACHE_DIR", str(directory))
+    for name in ("a.py", "t.py"):  # the scripts the jobs name (validation checks that they exist)
+        (tmp_path / name).write_text("print('hi')\n")
     return directory
 
 
@@ -161,3 +163,33 @@ def test_a_hit_imports_neither_pydantic_nor_yaml(tmp_path: Path, cache_dir: Path
         env={**os.environ, "SLUICE_CACHE_DIR": str(cache_dir)},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_deleted_task_file_and_a_new_commit_are_seen(tmp_path: Path) -> None:
+    import subprocess
+
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "databricks.yml").write_text(
+        "bundle: {name: b}\nresources:\n  jobs:\n    j:\n      tags: {commit: '${bundle.git.commit}'}\n"
+        "      tasks: [{task_key: t, spark_python_task: {python_file: ./t.py}}]\n"
+    )
+    (bundle / "t.py").write_text("print('t')\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a"}
+    env["GIT_COMMITTER_EMAIL"] = "a@x"
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=bundle, env=env, check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "one")
+    (job,) = cache.load_validated(bundle)
+    assert job.settings["tags"]["commit"] == git("rev-parse", "HEAD").strip()
+    git("commit", "-q", "--allow-empty", "-m", "two")
+    (job,) = cache.load_validated(bundle)
+    assert job.settings["tags"]["commit"] == git("rev-parse", "HEAD").strip()
+    (bundle / "t.py").unlink()
+    with pytest.raises(InvalidJobError, match=r"python_file .* not found"):
+        cache.load_validated(bundle)

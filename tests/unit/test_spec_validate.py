@@ -50,7 +50,10 @@ def one(data: dict[str, Any]) -> Problem:
 def test_the_fixtures_are_valid() -> None:
     for target in ("dev", "prod"):
         assert len(load_and_validate(FIXTURES / "ecommerce_bundle", target=target)) == 2
-    assert len(load_and_validate(FIXTURES / "databricks_job.json")) == 1
+    # A real Databricks job: valid but for its spark_jar_task, which Sluice refuses at validation.
+    with pytest.raises(InvalidJobError) as info:
+        load_and_validate(FIXTURES / "databricks_job.json")
+    assert [(p.task, p.field) for p in info.value.problems] == [("legacy_jar", "tasks[9].spark_jar_task")]
     assert len(load_and_validate(FIXTURES / "single_job.yml")) == 1
 
 
@@ -331,6 +334,8 @@ def test_description_is_not_checked_for_references() -> None:
 
 
 def test_load_and_validate_reports_every_job_and_kind_of_problem(tmp_path: Path) -> None:
+    for name in ("b", "s", "a"):
+        (tmp_path / f"{name}.py").write_text("# Databricks notebook source\n")
     (tmp_path / "databricks.yml").write_text(
         "bundle: {name: b}\n"
         "resources:\n"
@@ -339,11 +344,11 @@ def test_load_and_validate_reports_every_job_and_kind_of_problem(tmp_path: Path)
         "      tasks: [{task_key: a}]\n"
         "    wrong:\n"
         "      tasks:\n"
-        "        - {task_key: bronze, notebook_task: {notebook_path: /b}}\n"
-        "        - {task_key: silver, depends_on: [{task_key: bronz}], notebook_task: {notebook_path: /s}}\n"
-        "        - {task_key: silver, notebook_task: {notebook_path: /s}}\n"
+        "        - {task_key: bronze, notebook_task: {notebook_path: ./b}}\n"
+        "        - {task_key: silver, depends_on: [{task_key: bronz}], notebook_task: {notebook_path: ./s}}\n"
+        "        - {task_key: silver, notebook_task: {notebook_path: ./s}}\n"
         "    fine:\n"
-        "      tasks: [{task_key: a, notebook_task: {notebook_path: /a}}]\n"
+        "      tasks: [{task_key: a, notebook_task: {notebook_path: ./a}}]\n"
     )
     with pytest.raises(InvalidJobError) as info:
         load_and_validate(tmp_path)
@@ -364,9 +369,10 @@ def test_load_and_validate_passes_options_through(tmp_path: Path) -> None:
         "resources: {jobs: {a: {tasks: [{task_key: t, notebook_task: {notebook_path: '${var.nb}'}}]}, "
         "b: {tasks: []}}}\n"
     )
-    (job,) = load_and_validate(tmp_path, variables={"nb": "/x"}, job_key="a")
+    (tmp_path / "x.ipynb").write_text("{}")
+    (job,) = load_and_validate(tmp_path, variables={"nb": f"{tmp_path}/x"}, job_key="a")
     assert job.settings.tasks[0].notebook_task is not None
-    assert job.settings.tasks[0].notebook_task.notebook_path == "/x"
+    assert job.settings.tasks[0].notebook_task.notebook_path == f"{tmp_path}/x"
 
 
 def test_validate_settings_without_a_file() -> None:
@@ -377,6 +383,7 @@ def test_validate_settings_without_a_file() -> None:
 
 def test_rich_job_from_json_is_valid_and_checked() -> None:
     data = json.loads((FIXTURES / "databricks_job.json").read_text())["settings"]
+    data["tasks"] = [t for t in data["tasks"] if "spark_jar_task" not in t]  # refused: see the fixture test
     assert validate_settings(JobSettings.from_api(data)) == []
     data["tasks"][3]["depends_on"][0]["task_key"] = "rows_okk"
     (p,) = validate_settings(JobSettings.from_api(data))
@@ -447,3 +454,110 @@ def test_local_git_sources_only_where_allowed() -> None:
         assert "SLUICE_ALLOW_LOCAL_GIT_SOURCES=true" in p.message
     remote = JobSettings.from_api(git_job(git_url="git@github.com:x/y.git"))
     assert validate_settings(remote, allow_local_git=False) == []
+
+
+# --------------------------------------------------------------------------------------------------------
+# Task files exist; task types that need a JVM are refused
+# --------------------------------------------------------------------------------------------------------
+
+FILES_BUNDLE = """
+bundle:
+  name: churn
+variables:
+  env: {default: dev}
+resources:
+  jobs:
+    churn_model:
+      name: churn-${var.env}
+      tasks:
+        - task_key: features
+          notebook_task: {notebook_path: ./notebooks/features, source: WORKSPACE}
+        - task_key: train
+          depends_on: [{task_key: features}]
+          spark_python_task: {python_file: ./src/train.py}
+        - task_key: score
+          depends_on: [{task_key: train}]
+          for_each_task:
+            inputs: '["eu", "us"]'
+            task:
+              task_key: score_region
+              sql_task: {file: {path: ./sql/score.sql, source: WORKSPACE}, warehouse_id: w}
+        - task_key: remote
+          spark_python_task: {python_file: "dbfs:/FileStore/jobs/remote.py"}
+        - task_key: from_git
+          notebook_task: {notebook_path: notebooks/publish, source: GIT}
+      git_source: {git_url: "https://github.com/acme/churn.git", git_provider: gitHub, git_branch: main}
+"""
+
+
+def files_bundle(root: Path) -> Path:
+    (root / "databricks.yml").write_text(FILES_BUNDLE)
+    for name, text in {
+        "notebooks/features.ipynb": "{}",
+        "src/train.py": "print('train')\n",
+        "sql/score.sql": "SELECT 1;\n",
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_task_files_that_exist_validate(tmp_path: Path) -> None:
+    # features resolves to features.ipynb (Databricks paths leave out the extension); a dbfs: file and a
+    # GIT notebook are the run's business.
+    (job,) = load_and_validate(files_bundle(tmp_path))
+    assert len(job.settings.tasks) == 5
+
+
+def test_each_missing_task_file_is_named_with_its_task(tmp_path: Path) -> None:
+    files_bundle(tmp_path)
+    for name in ("notebooks/features.ipynb", "src/train.py", "sql/score.sql"):
+        (tmp_path / name).unlink()
+    with pytest.raises(InvalidJobError) as info:
+        load_and_validate(tmp_path)
+    root = tmp_path.absolute()
+    assert [(p.task, p.field, p.message) for p in info.value.problems] == [
+        (
+            "features",
+            "tasks[0].notebook_task.notebook_path",
+            f"notebook '{root}/notebooks/features' not found: no file {root}/notebooks/features "
+            "(nor with .py, .sql, .scala, .r, .ipynb)",
+        ),
+        (
+            "train",
+            "tasks[1].spark_python_task.python_file",
+            f"python_file '{root}/src/train.py' not found: no file {root}/src/train.py",
+        ),
+        (
+            "score_region",
+            "tasks[2].for_each_task.task.sql_task.file.path",
+            f"SQL file '{root}/sql/score.sql' not found: no file {root}/sql/score.sql",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "words"),
+    [
+        (
+            "spark_jar_task",
+            {"main_class_name": "com.acme.Cleanup", "parameters": ["--days", "7"]},
+            ["JVM", "Spark Connect", "spark_python_task"],
+        ),
+        (
+            "spark_submit_task",
+            {"parameters": ["--class", "com.acme.Main", "dbfs:/jars/app.jar"]},
+            ["spark-submit", "Spark Connect", "spark_python_task"],
+        ),
+    ],
+)
+def test_jvm_task_types_are_refused_at_validation(kind: str, body: dict[str, Any], words: list[str]) -> None:
+    for task in ({"task_key": "legacy", kind: body}, {"task_key": "legacy", "for_each_task": {
+        "inputs": "[1]", "task": {"task_key": "inner", kind: body}
+    }}):  # fmt: skip
+        (p,) = check({"tasks": [task]})
+        assert p.task == "legacy"
+        assert p.field in (f"tasks[0].{kind}", f"tasks[0].for_each_task.task.{kind}")
+        assert p.message.startswith(f"{kind} ")
+        for word in words:
+            assert word in p.message

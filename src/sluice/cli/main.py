@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +70,16 @@ def _load(path: Path, job: str | None, target: str | None, var: list[str] | None
     from sluice.spec.cache import load_validated
 
     jobs = load_validated(path, target=target, variables=parse_pairs(var or [], "--var"), job_key=job)
+    _print_warnings(w for j in jobs for w in j.warnings)
     if not jobs:
         fail(f"{path} defines no job", EXIT_INVALID)
     return jobs
+
+
+def _print_warnings(warnings: Iterable[str]) -> None:
+    """Loading warnings (unknown bundle fields, as the Databricks CLI warns), each once, on stderr."""
+    for warning in dict.fromkeys(warnings):
+        typer.echo(f"Warning: {warning}", err=True)
 
 
 def _choose(path: Path, jobs: list[CompiledJob], key: str | None) -> CompiledJob:
@@ -308,6 +315,7 @@ def validate(path: PathArg, job: JobOpt = None, target: TargetOpt = None, var: V
 
     with errors_to_exit_codes():
         jobs = load_and_validate(path, target=target, variables=parse_pairs(var or [], "--var"), job_key=job)
+    _print_warnings(str(w) for j in jobs for w in j.warnings)
     for loaded in jobs:
         count = len(loaded.settings.tasks)
         typer.echo(f"{loaded.key}: OK ({count} task{'' if count == 1 else 's'})")

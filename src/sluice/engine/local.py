@@ -102,10 +102,32 @@ def _run_job_payloads(settings: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _problem(job: CompiledJob, message: str) -> InvalidJobError:
-    return InvalidJobError(
-        [Problem(message, file=str(job.source_file), job=job.key, field="run_job_task.job_id")]
-    )
+def _problem(job: CompiledJob, message: str, field: str = "run_job_task.job_id") -> InvalidJobError:
+    return InvalidJobError([Problem(message, file=str(job.source_file), job=job.key, field=field)])
+
+
+#: ``${resources.jobs.<key>.id}`` inside any string of a bundle job's settings (a parameter, a tag, ...).
+_BUNDLE_JOB_REF = re.compile(r"\$\{resources\.jobs\.([A-Za-z0-9_-]+)\.id\}")
+
+
+def _referenced_keys(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return set(_BUNDLE_JOB_REF.findall(value))
+    if isinstance(value, dict):
+        return set().union(*(_referenced_keys(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_referenced_keys(v) for v in value))
+    return set()
+
+
+def _with_ids(value: Any, ids: dict[str, int]) -> Any:
+    if isinstance(value, str):
+        return _BUNDLE_JOB_REF.sub(lambda m: str(ids[m.group(1)]) if m.group(1) in ids else m.group(0), value)
+    if isinstance(value, dict):
+        return {k: _with_ids(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_ids(v, ids) for v in value]
+    return value
 
 
 def _check_targets(store: Store, job: CompiledJob, settings: dict[str, Any], own_id: int | None) -> None:
@@ -157,7 +179,31 @@ def deploy_with_references(
         ).job.job_id
     existing = store.find_job_by_bundle_key(deploy_key(job))
     _check_targets(store, job, settings, existing.job_id if existing else None)
-    return deploy(store, replace(job, settings=settings), now=now)
+    keys = _referenced_keys(settings)  # ids named anywhere else, e.g. in a job parameter's default
+    if not keys:
+        return deploy(store, replace(job, settings=settings), now=now)
+    ids: dict[str, int] = {}
+    for key in sorted(keys - {job.key}):
+        target = by_key.get(key)
+        if target is None:
+            raise _problem(job, f"${{resources.jobs.{key}.id}} names no job of this bundle", "settings")
+        found = store.find_job_by_bundle_key(deploy_key(target))
+        if found is None and key in _path:
+            cycle = " -> ".join([*_path[_path.index(key) :], job.key, key])
+            raise _problem(job, f"jobs name each other's ids before either exists: {cycle}", "settings")
+        ids[key] = (
+            found.job_id
+            if found
+            else deploy_with_references(store, target, siblings, now=now, _path=(*_path, job.key)).job.job_id
+        )
+    created = False
+    if job.key in keys:  # its own id: known once it exists
+        if existing is None:
+            existing = deploy(store, replace(job, settings=_with_ids(settings, ids)), now=now).job
+            created = True
+        ids[job.key] = existing.job_id
+    done = deploy(store, replace(job, settings=_with_ids(settings, ids)), now=now)
+    return replace(done, created=True) if created else done
 
 
 class LocalRunner:

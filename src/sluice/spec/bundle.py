@@ -6,7 +6,10 @@
   ``bundle:`` key), with ``include`` globs, ``variables``, ``targets`` and ``resources.jobs.<key>``, resolved
   the way the Databricks CLI does (``databricks/cli`` ``bundle/config/mutator``): ``--var`` > env
   ``BUNDLE_VAR_<name>`` > the target's value > ``default``; target resources deep-merged into the root with
-  tasks, job clusters, parameters and environments merged by key; ``mode: development`` presets;
+  tasks, job clusters, parameters and environments merged by key; ``mode: development`` presets; top-level
+  keys holding only YAML anchors dropped silently, and unknown top-level, job and task fields dropped with a
+  warning (:attr:`LoadedJob.warnings`), as the CLI's ``normalize.go`` does; ``${bundle.git.*}``,
+  ``${workspace.*}`` and ``${resources.jobs.<key>.id}`` substituted (see :meth:`_Interpolator.lookup`);
 * a Jobs API JSON file: a JobSettings document, a ``jobs/create`` body, or a ``jobs/get`` response;
 * a YAML file holding one job's JobSettings at the top level.
 
@@ -17,26 +20,22 @@ file that names them. Every problem raises :class:`~sluice.errors.InvalidJobErro
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-import yaml
-
 from sluice.errors import InvalidJobError, Problem
 from sluice.identity import local_user
+from sluice.spec.bundle_yaml import GIT_FIELDS, anchored_keys, git_details
+from sluice.spec.bundle_yaml import fail as _fail
+from sluice.spec.bundle_yaml import read_json as _read_json
+from sluice.spec.bundle_yaml import read_yaml as _read_yaml
+from sluice.spec.bundle_yaml import record as _record
 from sluice.spec.jobs import JobSettings
-
-try:
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - libyaml missing
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]  # same API, pure Python
 
 BUNDLE_FILE_NAMES: tuple[str, ...] = ("databricks.yml", "databricks.yaml")
 
@@ -70,6 +69,8 @@ class LoadedJob:
     source_file: Path
     bundle_name: str | None
     target: str | None
+    #: What the Databricks CLI would warn about (an unknown field, dropped); the job loads without it.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def bundle_key(self) -> str | None:
@@ -86,6 +87,7 @@ class RawJob:
     source_file: Path
     bundle_name: str | None
     target: str | None
+    warnings: tuple[Problem, ...] = ()
 
 
 def load_jobs(
@@ -110,8 +112,58 @@ def load_jobs(
 
 def build_job(raw: RawJob) -> LoadedJob:
     """Validate one raw job document into a LoadedJob; InvalidJobError names file, job, task and field."""
-    settings = JobSettings.from_api(raw.data, file=str(raw.source_file), job=raw.key)
-    return LoadedJob(raw.key, settings, raw.source_file, raw.bundle_name, raw.target)
+    if raw.bundle_name is None:
+        settings = JobSettings.from_api(raw.data, file=str(raw.source_file), job=raw.key)
+        return LoadedJob(raw.key, settings, raw.source_file, raw.bundle_name, raw.target, raw.warnings)
+    data, dropped = _drop_unknown_fields(raw)
+    settings = JobSettings.from_api(data, file=str(raw.source_file), job=raw.key)
+    warnings = (*raw.warnings, *dropped)
+    return LoadedJob(raw.key, settings, raw.source_file, raw.bundle_name, raw.target, warnings)
+
+
+def _drop_unknown_fields(raw: RawJob) -> tuple[dict[str, Any], list[Problem]]:
+    """A bundle job without the fields the Jobs API does not know, and a warning naming each one.
+
+    The Databricks CLI normalizes bundle configuration this way (``libs/dyn/convert/normalize.go``): an
+    unknown field is a warning ("unknown field: <name>") and is left out of the deployed job.
+    """
+    from pydantic import ValidationError
+
+    from sluice.spec.jobs import problems_from_validation_error
+
+    data = raw.data
+    warnings: list[Problem] = []
+    for _ in range(8):  # each pass drops every unknown field pydantic reports; nesting needs few passes
+        try:
+            JobSettings.model_validate(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            problems = problems_from_validation_error(exc, data, file=str(raw.source_file), job=raw.key)
+            extra = [(e, p) for e, p in zip(errors, problems, strict=True) if e["type"] == "extra_forbidden"]
+            if not extra:
+                break
+            data = copy.deepcopy(data)
+            for err, problem in extra:
+                if not _delete(data, tuple(err["loc"])):
+                    return data, warnings  # not a plain field path: left for from_api to report
+                hint = problem.message.split("'", 2)[2]
+                message = f"unknown field: {err['loc'][-1]}{hint}; ignored, as the Databricks CLI does"
+                warnings.append(replace(problem, message=message))
+        else:
+            break
+    return data, warnings
+
+
+def _delete(data: Any, loc: tuple[int | str, ...]) -> bool:
+    try:
+        for part in loc[:-1]:
+            data = data[part]
+    except (KeyError, IndexError, TypeError):
+        return False
+    if not isinstance(data, dict) or loc[-1] not in data:
+        return False
+    del data[loc[-1]]
+    return True
 
 
 def load_raw_jobs(
@@ -153,114 +205,12 @@ def load_raw_jobs(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _fail(message: str, file: Path | None = None, *, field: str | None = None) -> NoReturn:
-    raise InvalidJobError([Problem(message, file=str(file) if file else None, field=field)])
-
-
 def _resource_file_hint(path: Path) -> str:
     for parent in path.parents:
         for name in BUNDLE_FILE_NAMES:
             if (parent / name).is_file():
                 return f"this is a bundle resource file; load the bundle instead: {parent / name}"
     return "this is a bundle resource file; load the bundle's databricks.yml instead"
-
-
-class _Loader(_BaseLoader):
-    """YAML 1.2 scalars as the Databricks CLI (Go yaml.v3) reads them, and duplicate keys as errors.
-
-    No timestamps (``2024-01-01`` stays a string), booleans are only true/false, no sexagesimal numbers.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[str, int] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"found duplicate key '{key_node.value}' (first on line {seen[key_node.value] + 1})",
-                        key_node.start_mark,
-                    )
-                seen[key_node.value] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml12_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
-    replaced = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")}
-    out: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
-    for first, entries in _BaseLoader.yaml_implicit_resolvers.items():
-        kept = [(tag, rx) for tag, rx in entries if tag not in replaced]
-        if kept:
-            out[first] = kept
-    numbers = "-+.0123456789"
-    for tag, pattern, firsts in (
-        ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-        ("int", r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$", numbers),
-        (
-            "float",
-            r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
-            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-            numbers,
-        ),
-    ):
-        for ch in firsts:
-            out.setdefault(ch, []).append((f"tag:yaml.org,2002:{tag}", re.compile(pattern)))
-    return out
-
-
-_Loader.yaml_implicit_resolvers = _yaml12_resolvers()
-
-
-#: When set, every file the loader reads and every include glob it expands is recorded here, so a cache of
-#: validated jobs knows exactly which inputs its entry depends on (``sluice.spec.cache``).
-READS: ContextVar[list[tuple[str, str, tuple[str, ...]]] | None] = ContextVar(
-    "sluice_bundle_reads", default=None
-)
-
-
-def _record(kind: str, where: Path | str, found: tuple[str, ...] = ()) -> None:
-    reads = READS.get()
-    if reads is not None:
-        reads.append((kind, str(where), found))
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    _record("file", path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        _fail(f"cannot read file: {exc.strerror}", path)
-    loader = _Loader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        context = f" {exc.context}" if exc.context and exc.problem else ""
-        _fail(f"{where}invalid YAML: {exc.problem or exc.context}{context}", path)
-    except yaml.YAMLError as exc:
-        _fail(f"invalid YAML: {exc}", path)
-    finally:
-        loader.dispose()
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        _fail(f"expected a mapping at the top level, found {type(data).__name__}", path)
-    return data
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    _record("file", path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        _fail(f"cannot read file: {exc.strerror}", path)
-    except json.JSONDecodeError as exc:
-        _fail(f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}", path)
-    if not isinstance(data, dict):
-        _fail(f"expected a JSON object at the top level, found {type(data).__name__}", path)
-    return data
 
 
 def _single_job(path: Path, data: dict[str, Any], job_key: str | None) -> RawJob:
@@ -449,6 +399,7 @@ class _Bundle:
         self.targets: dict[str, dict[str, Any]] = {}
         self.target_job_files: dict[tuple[str, str], Path] = {}
         self.config: dict[str, Any] = {}
+        self.warnings: list[Problem] = []
         self._add_doc(root, data, is_root=True)
         for included in self._includes(data.get("include")):
             self._add_doc(included, _read_yaml(included), is_root=False)
@@ -472,7 +423,18 @@ class _Bundle:
     def _add_doc(self, file: Path, data: dict[str, Any], *, is_root: bool) -> None:
         if "environments" in data and "targets" not in data:
             data["targets"] = data.pop("environments")
-        _check_keys(data, _ROOT_KEYS, "top-level", file)
+        unknown = [k for k in data if k not in _ROOT_KEYS]
+        if unknown:
+            # As the Databricks CLI: a key holding only YAML anchors is dropped silently, any other unknown
+            # key is dropped with a warning (libs/dyn/convert/normalize.go).
+            anchors = anchored_keys(file)
+            for key in unknown:
+                del data[key]
+                if str(key) not in anchors:
+                    hint = _closest(str(key), _ROOT_KEYS)
+                    self.warnings.append(
+                        Problem(f"unknown field: {key}{hint}; ignored, as the Databricks CLI does", str(file))
+                    )
         if not is_root and "include" in data:
             _fail("include is only allowed in the bundle's root file", file, field="include")
         resources = _mapping(data.get("resources"), "resources", file)
@@ -569,8 +531,11 @@ class _Bundle:
             if run_as and "run_as" not in job:
                 job["run_as"] = copy.deepcopy(run_as)
             _resolve_job_paths(job)
-            out.append(RawJob(key, _strip_markers(job), file, self.name, self.target))
+            warnings = tuple(self.warnings)
+            out.append(RawJob(key, _strip_markers(job), file, self.name, self.target, warnings))
         self.refs.raise_problems()
+        if not out and self.warnings:  # nothing would carry them: the warnings explain the empty bundle
+            raise InvalidJobError([*self.warnings, Problem("the bundle defines no job", str(self.root))])
         return out
 
     def _presets(self) -> dict[str, Any]:
@@ -636,6 +601,7 @@ class _Interpolator:
         self.values: dict[str, Any] = {}
         self.resolving: list[str] = []
         self.problems: list[Problem] = []
+        self.git_details: dict[str, str] | None = None
         for name in cli_vars:
             if name not in self.definitions:
                 hint = _closest(name, self.definitions)
@@ -735,6 +701,10 @@ class _Interpolator:
         }
         if ref in simple:
             return simple[ref]
+        if ref == "workspace.root_path":
+            return self.root_path()
+        if parts[:2] == ["bundle", "git"] and len(parts) == 3 and parts[2] in GIT_FIELDS:
+            return self.git(parts[2])
         if head == "resources":
             if parts[1:2] == ["jobs"] and parts[3:] == ["id"] and parts[2] in self.bundle.jobs_by_key:
                 return f"${{{ref}}}"  # a job id: assigned when the bundle is deployed (sluice.engine.local)
@@ -744,8 +714,33 @@ class _Interpolator:
             )
         raise _Unresolved(
             "unknown reference; Sluice resolves ${var.<name>}, ${bundle.name}, ${bundle.target}, "
-            "${workspace.current_user.userName}, ${workspace.current_user.short_name}, ${workspace.file_path}"
+            "${bundle.git.origin_url|branch|commit}, ${workspace.current_user.userName}, "
+            "${workspace.current_user.short_name}, ${workspace.root_path}, ${workspace.file_path}, "
+            "${resources.jobs.<key>.id}"
         )
+
+    def git(self, field: str) -> Any:
+        """``bundle.git.<field>``: as configured (``bundle.git`` or the target's ``git``), else from git."""
+        configured = _merge(
+            _mapping(self.bundle.config.get("bundle"), "bundle", self.bundle.root).get("git"),
+            self.bundle.target_config.get("git"),
+        )
+        if isinstance(configured, dict) and configured.get(field) not in (None, ""):
+            return self._interpolate_var(configured[field])
+        if self.git_details is None:
+            self.git_details = git_details(self.bundle.root.parent)
+        return self.git_details[field]
+
+    def root_path(self) -> Any:
+        """``workspace.root_path``: as configured, else the CLI's default, ``~`` expanded as the CLI does."""
+        configured = _merge(self.bundle.config.get("workspace"), self.bundle.target_config.get("workspace"))
+        value = configured.get("root_path") if isinstance(configured, dict) else None
+        if value in (None, ""):
+            value = f"~/.bundle/{self.bundle.name}/{self.bundle.target}"
+        value = self._interpolate_var(value)
+        if isinstance(value, str) and (value == "~" or value.startswith("~/")):
+            value = f"/Workspace/Users/{self.user}{value[1:]}"  # expand_workspace_root.go
+        return value
 
     def _string_strict(self, text: str) -> Any:
         """``text`` with its references resolved; _Unresolved names the first reference that fails."""

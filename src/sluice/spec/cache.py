@@ -3,9 +3,11 @@
 Like ``__pycache__`` for Python source: an entry holds the validated Jobs API JSON of every job a file
 defines, and the exact inputs it was computed from — the path given, target, ``--var`` values, the
 ``BUNDLE_VAR_*`` environment, the local user, every file the loader read (its size and a digest of its
-bytes, so a file rewritten with the same content — a ``git checkout``, a generator — still hits) and every
-include glob with what it matched. An entry is used only when all of those are unchanged; anything
-else reloads and revalidates. The cache lives in ``$SLUICE_CACHE_DIR`` (default
+bytes, so a file rewritten with the same content — a ``git checkout``, a generator — still hits), every
+include glob with what it matched, the task files validation found, and the ``bundle.git`` values when the
+bundle uses ``${bundle.git.*}`` (git is asked again on each use). Loads that printed warnings are not
+cached, so the warnings are printed every time. An entry is used only when all of those are unchanged;
+anything else reloads and revalidates. The cache lives in ``$SLUICE_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/sluice`` or ``~/.cache/sluice``); ``SLUICE_CACHE_DIR=off`` disables it.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 import sluice
 from sluice.identity import local_user
 
-_FORMAT = 3  # 3: git_source checks (a cached job validated before them is checked again)
+_FORMAT = 4  # 4: warnings (entries with warnings are not written), git and file-existence inputs
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class CompiledJob:
     source_file: Path
     bundle_name: str | None
     target: str | None
+    #: Warnings of loading (an unknown bundle field, dropped), for the CLI to print; never cached.
+    warnings: tuple[str, ...] = ()
 
 
 def cache_dir() -> Path | None:
@@ -80,6 +84,15 @@ def _still_valid(reads: list[list[Any]]) -> bool:
             base, pattern, root = where.split("\0")
             matches = sorted(p for p in Path(base).glob(pattern) if p.is_file() and str(p) != root)
             if [str(m) for m in matches] != recorded:
+                return False
+        elif kind == "git":
+            from sluice.spec.bundle_yaml import GIT_FIELDS, git_details
+
+            details = git_details(Path(where))
+            if [details[f] for f in GIT_FIELDS] != recorded:
+                return False
+        elif kind == "exists":
+            if Path(where).is_file() != bool(recorded):
                 return False
         elif kind == "dir":
             names = ("databricks.yml", "databricks.yaml")
@@ -140,7 +153,7 @@ def load_validated(
         cached = _read_entry(entry)
         if cached is not None:
             return cached
-    from sluice.spec import bundle
+    from sluice.spec import bundle_yaml as bundle
     from sluice.spec.validate import load_and_validate
 
     recorded: list[tuple[str, str, tuple[str, ...]]] = []
@@ -149,8 +162,13 @@ def load_validated(
         loaded = load_and_validate(path, target=target, variables=variables, job_key=job_key)
     finally:
         bundle.READS.reset(token)
-    jobs = [CompiledJob(j.key, j.settings.to_api(), j.source_file, j.bundle_name, j.target) for j in loaded]
-    if entry is not None:
+    jobs = [
+        CompiledJob(
+            j.key, j.settings.to_api(), j.source_file, j.bundle_name, j.target, tuple(map(str, j.warnings))
+        )
+        for j in loaded
+    ]
+    if entry is not None and not any(j.warnings for j in jobs):  # warnings are printed on every load
         _write_entry(entry, jobs, [_reading(kind, where, found) for kind, where, found in recorded])
     return jobs
 

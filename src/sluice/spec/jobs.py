@@ -2,7 +2,8 @@
 
 Field names are the API's own (``databricks-sdk`` ``service/jobs.py``), so real job JSON and bundle YAML load
 unchanged, and every model forbids unknown fields so typos are caught (``depend_on`` -> ``depends_on``).
-Task types Sluice does not run (``spark_jar_task`` ...) are kept as plain dicts so such jobs still load.
+Task types Sluice does not run (``spark_jar_task`` ...) are kept as plain dicts so such jobs still load
+(:mod:`sluice.spec.validate` then refuses the JVM ones, ``spark_jar_task`` and ``spark_submit_task``).
 
 ``JobSettings.from_api(dict)`` validates (raising :class:`~sluice.errors.InvalidJobError` with readable
 problems) and ``JobSettings.to_api()`` gives the API JSON back; the round trip is lossless.

@@ -3,8 +3,10 @@
 The models (:mod:`sluice.spec.jobs`) check each object in isolation (types, enums, ranges, one task type per
 task); here the job is checked as a whole: unique task keys, dependencies that exist and form no cycle,
 ``outcome`` only after condition tasks, condition tasks without retries or notifications, one level of
-for-each, compute keys that are defined, every ``{{...}}`` reference inside a known namespace, and a
-``git_source`` git can be given safely (:func:`sluice.gitsource.git_source_problems`).
+for-each, compute keys that are defined, every ``{{...}}`` reference inside a known namespace, a
+``git_source`` git can be given safely (:func:`sluice.gitsource.git_source_problems`), and no task type that
+needs a JVM (``spark_jar_task``, ``spark_submit_task``). For jobs loaded from files, :func:`missing_files`
+checks that the notebooks, Python files and SQL files of workspace-sourced tasks exist.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from sluice.refs import RefScope, check_references
 from sluice.spec.bundle import LoadedJob, build_job, load_raw_jobs
 from sluice.spec.jobs import COMPUTE_FIELDS, JobSettings, Task, problems_from_validation_error
 
-__all__ = ["load_and_validate", "problems_from_validation_error", "validate", "validate_settings"]
+__all__ = [
+    "load_and_validate",
+    "missing_files",
+    "problems_from_validation_error",
+    "validate",
+    "validate_settings",
+]
 
 _NO_VARS: Mapping[str, str] = MappingProxyType({})
 #: Inline for-each input arrays are limited to this many characters (task-value references allow more).
@@ -54,6 +62,7 @@ def load_and_validate(
             continue
         jobs.append(job)
         problems.extend(validate(job))
+        problems.extend(missing_files(job))
     if problems:
         raise InvalidJobError(problems)
     return jobs
@@ -62,6 +71,88 @@ def load_and_validate(
 def validate(job: LoadedJob) -> list[Problem]:
     """Every problem of one loaded job; [] when it is valid."""
     return validate_settings(job.settings, file=str(job.source_file), job=job.key)
+
+
+#: Path prefixes of storage Sluice does not read task files from (a run-time error names them).
+_REMOTE_PREFIXES = ("dbfs:", "s3:", "s3a:", "gs:", "abfss:", "wasbs:", "adl:", "http:", "https:")
+
+
+_FILE_KINDS = {
+    "notebook_task.notebook_path": "notebook",
+    "spark_python_task.python_file": "python_file",
+    "sql_task.file.path": "SQL file",
+}
+
+
+def missing_files(job: LoadedJob) -> list[Problem]:
+    """A problem for every notebook, Python file and SQL file of a task that is not on disk.
+
+    Only files the task reads from the workspace, i.e. the local file system: a GIT source is checked out
+    at run time, and paths that are references (``{{...}}``) or remote storage (``dbfs:/...``) are left to
+    the run. Notebook paths may leave out the extension, as Sluice resolves them when it runs the task
+    (:data:`sluice.notebooks.source.NOTEBOOK_EXTENSIONS`). Relative paths are relative to the job's file.
+    """
+    from sluice.notebooks.source import NOTEBOOK_EXTENSIONS
+    from sluice.spec.bundle_yaml import record
+
+    has_git = job.settings.git_source is not None
+    base = job.source_file.parent
+    problems: list[Problem] = []
+    for i, top in enumerate(job.settings.tasks):
+        inner = top.for_each_task.task if top.for_each_task is not None else None
+        for t, where in ((top, f"tasks[{i}]"), (inner, f"tasks[{i}].for_each_task.task")):
+            if t is None:
+                continue
+            checks: list[tuple[str, str, bool, tuple[str, ...]]] = []  # field, path, from git, extensions
+            if t.notebook_task is not None:
+                nb = t.notebook_task
+                git = nb.source == "GIT" or (nb.source is None and has_git)
+                checks.append(("notebook_task.notebook_path", nb.notebook_path, git, NOTEBOOK_EXTENSIONS))
+            if t.spark_python_task is not None:
+                py = t.spark_python_task
+                checks.append(("spark_python_task.python_file", py.python_file, py.source == "GIT", ()))
+            if t.sql_task is not None and t.sql_task.file is not None:
+                f = t.sql_task.file
+                git = f.source == "GIT" or (f.source is None and has_git)
+                checks.append(("sql_task.file.path", f.path, git, ()))
+            for field, path, git, extensions in checks:
+                if git or not path or path.startswith(_REMOTE_PREFIXES) or "{{" in path or "${" in path:
+                    continue
+                given = Path(path) if Path(path).is_absolute() else base / path
+                candidates = [given, *(given.with_name(given.name + ext) for ext in extensions)]
+                found = next((c for c in candidates if c.is_file()), None)
+                if found is not None:
+                    record("exists", found, ("yes",))
+                    continue
+                tried = f" (nor with {', '.join(extensions)})" if extensions else ""
+                what = _FILE_KINDS[field]
+                problems.append(
+                    Problem(
+                        f"{what} '{path}' not found: no file {given}{tried}",
+                        file=str(job.source_file),
+                        job=job.key,
+                        task=t.task_key,
+                        field=f"{where}.{field}",
+                    )
+                )
+    return problems
+
+
+#: Task types of the Jobs API that need a JVM: why Sluice refuses them, and what to use instead.
+_JVM_TASKS = {
+    "spark_jar_task": (
+        "spark_jar_task runs a JAR's main class in the JVM of a Spark cluster; Sluice runs Python files, "
+        "notebooks and SQL against a Spark Connect engine (sail, or the JVM Spark Connect server), which "
+        "cannot run a JAR: that would need a classic Apache Spark driver (spark-submit). Port the job to a "
+        "spark_python_task or notebook_task, or run it on Databricks"
+    ),
+    "spark_submit_task": (
+        "spark_submit_task runs spark-submit on a classic Apache Spark cluster (a JVM driver with its jars "
+        "and --conf settings), which Sluice does not provide: it runs Python files, notebooks and SQL "
+        "against a Spark Connect engine. For a Python script use a spark_python_task with its python_file "
+        "and parameters; a JAR needs Databricks or your own Spark cluster"
+    ),
+}
 
 
 def validate_settings(
@@ -229,6 +320,9 @@ class _Checker:
     # -- one task -----------------------------------------------------------------------------------------
 
     def task(self, t: Task, where: str, owner: str, *, nested: bool = False) -> None:
+        kind = t.task_type
+        if kind in _JVM_TASKS:
+            self.add(_JVM_TASKS[kind], owner, f"{where}.{kind}")
         if t.condition_task is not None:
             self.condition(t, where, owner)
         wheel = t.python_wheel_task
