@@ -228,9 +228,14 @@ class Cgroups:
 
     def kill(self, pid: int, *, spare: Callable[[int], bool] | None = None) -> None:
         """SIGKILL everything in task process ``pid``'s cgroup (atomically, forks in flight included);
-        the processes ``spare`` names are first moved to ``detached/``."""
+        the processes ``spare`` names are first moved to ``detached/``. An empty cgroup (the common case: the
+        task left nothing behind) is not written to: nothing can enter it but through ``cgroup.procs``, and
+        ``cgroup.kill`` costs more than the read (~0.12 ms)."""
+        members = self.pids(pid)
+        if not members:
+            return
         if spare is not None:
-            for member in self.pids(pid):
+            for member in members:
                 if spare(member):
                     self._detach(member)
         kill_cgroup(self.path(pid))
@@ -287,7 +292,13 @@ def remove_cgroup(path: str) -> bool:
 
     True when ``path`` no longer exists; False while a killed process has not exited yet (try again later).
     """
-    if not os.path.isdir(path):
+    try:
+        os.rmdir(path)  # an empty cgroup without children goes at once, without a kill
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    else:
         return True
     kill_cgroup(path)
     gone = True
