@@ -64,7 +64,7 @@ def test_spark_tasks_share_a_job_cluster_and_tables_outlive_it(ws: Workspace) ->
     created = ws.cli("volumes", "create", "workspace.ecommerce.ecommerce_data")
     assert created.returncode == 0, created.stderr
     if not SAMPLE.exists():
-        pytest.skip(f"the real sample {SAMPLE.name} is not available (shared/ beside the checkout)")
+        pytest.skip(f"the real REES46 sample {SAMPLE.name} is not available: this test reads it")
     shutil.copy(
         SAMPLE,
         ws.home / "volumes" / "workspace" / "ecommerce" / "ecommerce_data" / "2019-Oct.csv",
