@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from e2e.helpers import Workspace
 
 PARENT = """
@@ -39,6 +41,8 @@ except Exception as e:
 SLOW_CHILD = """
 # Databricks notebook source
 import time
+
+import pytest
 time.sleep(60)
 """
 
@@ -97,3 +101,50 @@ def test_a_child_that_outlives_its_timeout_is_ended_and_the_parent_fails(ws: Wor
     (child,) = workflow_children(ws, done.run.task("main")["run_id"])
     assert ws.get_run(child["run_id"]).result_state == "TIMEDOUT"
     assert ws.processes() == []
+
+
+OUTER = """
+# Databricks notebook source
+result = dbutils.notebook.run("./lib/middle", 0, {"x": "5"})
+
+# COMMAND ----------
+
+dbutils.notebook.exit(f"outer got [{result}]")
+"""
+
+MIDDLE = """
+# Databricks notebook source
+dbutils.widgets.text("x", "0")
+inner = dbutils.notebook.run("inner", 0, {"y": dbutils.widgets.get("x")})
+dbutils.notebook.exit(f"middle got [{inner}]")
+"""
+
+INNER = """
+# Databricks notebook source
+dbutils.widgets.text("y", "0")
+dbutils.notebook.exit(f"inner saw y={dbutils.widgets.get('y')}")
+"""
+
+
+@pytest.mark.timeout(240)
+def test_children_run_on_the_parents_slot_with_parallelism_one(ws: Workspace) -> None:
+    # With one slot, the parent task holds it while it waits in dbutils.notebook.run: a child that needed a
+    # slot of its own would never start (a 0 timeout waits forever), so the run would hang.
+    ws.write("outer.py", OUTER)
+    ws.write("lib/middle.py", MIDDLE)
+    ws.write("lib/inner.py", INNER)
+    job = ws.job([notebook_task("main", "outer"), notebook_task("side", "lib/inner")])
+    done = ws.run(job, "--parallelism", "1", timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.run.results() == {"main": "SUCCESS", "side": "SUCCESS"}
+    main, side = done.run.task("main"), done.run.task("side")
+    overlap = main["start_time"] < side["end_time"] and side["start_time"] < main["end_time"]
+    assert not overlap, "an ordinary task still waits for the one slot while the children run on main's"
+    main_id = done.run.task("main")["run_id"]
+    output = ws.json("runs", "get-output", str(main_id))
+    assert output["notebook_output"]["result"] == "outer got [middle got [inner saw y=5]]"
+    (middle,) = workflow_children(ws, main_id)
+    middle_run = ws.get_run(middle["run_id"])
+    assert middle_run.result_state == "SUCCESS"
+    (inner,) = workflow_children(ws, middle_run.tasks[0]["run_id"])
+    assert ws.get_run(inner["run_id"]).result_state == "SUCCESS"

@@ -170,3 +170,35 @@ def test_a_for_each_runs_a_job_per_iteration(ws: Workspace) -> None:
         values = {p["name"]: p["value"] for p in run.data["job_parameters"]}
         params[values["who"]] = (values["mode"], run.result_state)
     assert params == {"a": ("ok", "SUCCESS"), "b": ("fail", "FAILED"), "c": ("ok", "SUCCESS")}
+
+
+PUSHDOWN_BUNDLE = (
+    """
+bundle: {name: rjp}
+resources:
+  jobs:"""
+    + CHILD
+    + """    parent:
+      name: parent
+      parameters: [{name: who, default: parent default}, {name: region, default: eu}]
+      tasks:
+        - task_key: call
+          run_job_task: {job_id: "${resources.jobs.child.id}", job_parameters: {who: task value, mode: ok}}
+"""
+)
+
+
+def test_the_parents_job_parameters_are_pushed_down_over_the_tasks_own(ws: Workspace) -> None:
+    # Databricks pushes job parameters down to Run Job tasks like to any key/value task, a job parameter
+    # winning over the task's own of the same key; `region` (not a parameter of the child) is left out.
+    ws.write("hello.py", HELLO)
+    ws.write("databricks.yml", PUSHDOWN_BUNDLE)
+    done = ws.run(ws.dir, "--job", "parent", "--param", "who=from run-now")
+    assert done.returncode == 0, done.stderr
+    call = done.run.task("call")
+    pushed = {"who": "from run-now", "mode": "ok"}
+    assert call["resolved_values"]["run_job_task"]["job_parameters"] == pushed
+    child_run = ws.get_run(ws.json("runs", "get-output", str(call["run_id"]))["run_job_output"]["run_id"])
+    assert child_run.result_state == "SUCCESS"
+    assert {p["name"]: p["value"] for p in child_run.data["job_parameters"]} == pushed
+    assert "hello ['from run-now', 'ok']" in ws.cli("runs", "logs", str(child_run.run_id)).stdout

@@ -16,7 +16,7 @@ from sluice.states import LifeCycleState, ResultState
 if TYPE_CHECKING:
     from sluice.engine.driver import Driver
     from sluice.engine.plan import TaskPlan
-    from sluice.store.records import TaskRunRecord
+    from sluice.store.records import JobRecord, TaskRunRecord
 
 
 def run_condition(d: Driver, state: RunState, key: str, attempt: Attempt, now: int) -> None:
@@ -206,6 +206,18 @@ _CHILD_RESULT = {
 }
 
 
+def _pushed_down(state: RunState, job: JobRecord) -> dict[str, str]:
+    """The parent run's job parameters that ``job`` defines: pushed down to the run-job task, over its own.
+
+    Databricks pushes job parameters down to every task taking key/value parameters, Run Job included, and
+    a job parameter wins over a task parameter of the same key. Those the child job does not define are
+    left out (the child could not take them)."""
+    from sluice.engine.plan import JobPlan
+
+    defined = {name for name, _ in JobPlan.of(job.settings).parameters}
+    return {k: v for k, v in state.job_parameters.items() if k in defined}
+
+
 def start_run_job(
     d: Driver, state: RunState, key: str, attempt: Attempt, now: int, task: TaskPlan | None = None
 ) -> None:
@@ -223,6 +235,7 @@ def start_run_job(
     try:
         params = {k: resolve(str(v)) for k, v in (payload.get("job_parameters") or {}).items()}
         job = d.store.get_job(int(payload["job_id"]))
+        params.update(_pushed_down(state, job))
         child, _ = run_now(
             d.store,
             job,

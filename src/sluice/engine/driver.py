@@ -606,17 +606,46 @@ class Driver:
         if self._checkouts:
             deadline = min(c.deadline for c, _, _ in self._checkouts.values())
             due = min(due, now + int((deadline - time.monotonic()) * 1000) + 1)
-        if (self._ready and len(self._running) < self.parallelism) or self._checked_out:
+        if self._can_start() or self._checked_out:
             return 0.0
         return max(0.0, min(due - now, CANCEL_POLL_MS) / 1000)
 
     # ------------------------------------------------------------------ starting tasks
 
+    def _borrows_slot(self, state: RunState) -> bool:
+        """Whether ``state`` is a ``dbutils.notebook.run`` child of a task this driver runs.
+
+        Such a child runs on its parent's compute, as on Databricks: its tasks use the slot of the parent
+        task (blocked in ``dbutils.notebook.run`` meanwhile) and neither need nor count against one of the
+        ``parallelism`` slots; otherwise a parent holding the last slot would wait for its child forever."""
+        return state.run_id in self.workflow_children
+
+    def _slots_used(self) -> int:
+        if not self.workflow_children:
+            return len(self._running)
+        return sum(1 for state, _ in self._running.values() if not self._borrows_slot(state))
+
+    def _can_start(self) -> bool:
+        if not self._ready:
+            return False
+        if self._slots_used() < self.parallelism:
+            return True
+        return bool(self.workflow_children) and any(self._borrows_slot(item[0]) for item in self._ready)
+
     def _start_ready(self, now: int) -> None:
-        while self._ready and len(self._running) < self.parallelism:
-            state, key, iteration = self._ready.popleft()
+        held: deque[tuple[RunState, str, int | None]] = deque()  # waiting for a free slot, in order
+        while self._ready:
+            if not self.workflow_children and len(self._running) >= self.parallelism:
+                break
+            state, key, iteration = item = self._ready.popleft()
+            if not self._borrows_slot(state) and self._slots_used() >= self.parallelism:
+                held.append(item)
+                continue
             with self._guard(state.run_id):
                 self._start_unit(state, key, iteration, now)
+        if held:
+            held.extend(self._ready)
+            self._ready = held
 
     def _start_unit(self, state: RunState, key: str, iteration: int | None, now: int) -> None:
         if iteration is not None:
