@@ -63,7 +63,7 @@ def real_rows() -> list[dict[str, str]]:
     for path in REAL_SAMPLES:
         if path.exists():
             return _read(path)
-    missing = "the real REES46 sample 2019-Oct-head-4999.csv is not in tests/data/ecommerce/: these checks compare against it"
+    missing = "the real REES46 sample 2019-Oct-head-4999.csv is not present: these checks compare against it"
     if os.environ.get("CI") == "true":
         pytest.fail(missing)  # CI always has shared/: a missing sample is a broken set-up, not a skip
     pytest.skip(missing)
