@@ -54,6 +54,7 @@ def wait_and_report(run_id: int, output: Output) -> int:
     from sluice.cli.main import _report, interruptible
     from sluice.cli.progress import LiveProgress
     from sluice.engine.clock import now_ms
+    from sluice.engine.identity import driver_alive
     from sluice.engine.local import LocalRunner
 
     settings = load_settings()
@@ -69,8 +70,13 @@ def wait_and_report(run_id: int, output: Output) -> int:
             git_timeout=settings.git_timeout,
         ) as runner:
             run = store.get_run(run_id)
-            if store.take_over_run(
-                run_id, expected_driver=run.driver, driver=str(runner.driver_id), now=now_ms()
+            # A live driver (a background `sluice` that claimed the run first) keeps it: taking it over
+            # would fail its running attempts as orphans. Then this command only waits for the result.
+            now = now_ms()
+            if not driver_alive(
+                run.driver, heartbeat_time=run.heartbeat_time, now=now
+            ) and store.take_over_run(
+                run_id, expected_driver=run.driver, driver=str(runner.driver_id), now=now
             ):
                 with interruptible(runner.driver), listener or nullcontext():
                     runner.drive([store.get_run(run_id)])
