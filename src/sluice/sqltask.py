@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.catalog.sqltext import skip_quoted
 from sluice.notebooks.magics import split_sql
 
 #: The file the task writes its last statement's result to (docs/protocol.md).
@@ -67,20 +68,6 @@ class Marker:
     call: tuple[int, int] | None = None
 
 
-def _skip_quoted(text: str, i: int) -> int:
-    """Index after the literal or quoted identifier starting at ``text[i]``."""
-    quote = text[i]
-    i += 1
-    while i < len(text):
-        if text[i] == "\\" and quote != "`":
-            i += 2
-            continue
-        if text[i] == quote:
-            return i + 1
-        i += 1
-    return len(text)
-
-
 def markers(statement: str) -> list[Marker]:
     """The parameter markers of one statement, in order (``::`` casts and quoted text are not markers)."""
     found: list[Marker] = []
@@ -88,7 +75,7 @@ def markers(statement: str) -> list[Marker]:
     while i < len(statement):
         char = statement[i]
         if char in "'\"`":
-            i = _skip_quoted(statement, i)
+            i = skip_quoted(statement, i)
         elif statement.startswith("--", i):
             end = statement.find("\n", i)
             i = len(statement) if end < 0 else end

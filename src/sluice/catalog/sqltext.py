@@ -92,7 +92,7 @@ def parse_use(statement: str) -> tuple[str | None, str] | None:
 # ------------------------------------------------------------------------------------- scanning SQL text
 
 
-def _skip_quoted(text: str, i: int) -> int:
+def skip_quoted(text: str, i: int) -> int:
     """Index after the literal or quoted identifier starting at ``text[i]``."""
     quote = text[i]
     i += 1
@@ -116,7 +116,7 @@ def _tokens(text: str) -> Iterator[tuple[int, int, str]]:
     while i < len(text):
         char = text[i]
         if char in "'\"`":
-            end = _skip_quoted(text, i)
+            end = skip_quoted(text, i)
             yield i, end, char
             i = end
         elif text.startswith("--", i):
@@ -222,7 +222,7 @@ def unquote(literal: str) -> str | None:
     """The value of a SQL string literal (``'...'`` or ``"..."``), or None when ``literal`` is none."""
     if len(literal) < 2 or literal[0] not in "'\"" or literal[-1] != literal[0]:
         return None
-    if _skip_quoted(literal, 0) != len(literal):
+    if skip_quoted(literal, 0) != len(literal):
         return None
     body, quote = literal[1:-1], literal[0]
     out, i = [], 0
