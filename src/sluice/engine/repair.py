@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sluice import params
 from sluice.engine.plan import JobPlan
@@ -40,9 +40,23 @@ UNSUCCESSFUL = frozenset(
 MISSING_REPAIR_ID = "The latest repair ID needs to be provided in order to create a new repair"
 
 
-def latest_task_runs(task_runs: Iterable[TaskRunRecord]) -> dict[str, TaskRunRecord]:
+class TaskRunLike(Protocol):
+    """What :func:`latest_task_runs` reads of a task run (stored records and the UI's lighter rows alike)."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def task_key(self) -> str: ...
+    @property
+    def parent_task_run_id(self) -> int | None: ...
+
+
+T = TypeVar("T", bound=TaskRunLike)
+
+
+def latest_task_runs(task_runs: Iterable[T]) -> dict[str, T]:
     """Each task's latest task run (for-each iterations excluded)."""
-    latest: dict[str, TaskRunRecord] = {}
+    latest: dict[str, T] = {}
     for tr in task_runs:
         if tr.parent_task_run_id is None and (
             tr.task_key not in latest or tr.run_id > latest[tr.task_key].run_id

@@ -27,7 +27,7 @@ from sluice.api.jobs import job_json, validated
 from sluice.engine import submit
 from sluice.engine.clock import now_ms
 from sluice.engine.output import run_output
-from sluice.engine.repair import repair_run
+from sluice.engine.repair import latest_task_runs, repair_run
 from sluice.errors import SluiceError
 from sluice.notify.settings import run_page_path
 from sluice.store import Store
@@ -513,7 +513,7 @@ def _repair_dialog(request: Request, run_id: int, job_id: int | None = None) -> 
     run = store.get_run(run_id)
     task_runs = store.list_task_runs(run_id)
     chosen = views.repair_preselection(run, task_runs)
-    latest = views.latest_attempts(task_runs)
+    latest = latest_task_runs(task_runs)
     rows = []
     for task in run.settings.get("tasks", []):
         key = str(task["task_key"])

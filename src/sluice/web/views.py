@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from markupsafe import Markup, escape
 
+from sluice.engine.repair import latest_task_runs
 from sluice.notify.settings import run_page_path
 from sluice.store.records import RunRecord, TaskRunRecord
 from sluice.web.graph import NodeState
@@ -111,24 +112,10 @@ class Attempt(Protocol):
     def parent_task_run_id(self) -> int | None: ...
 
 
-A = TypeVar("A", bound=Attempt)
-
-
-def latest_attempts(task_runs: Sequence[A]) -> dict[str, A]:
-    """The newest attempt of each task (for-each iterations left out)."""
-    latest: dict[str, A] = {}
-    for tr in task_runs:
-        if tr.parent_task_run_id is None and (
-            tr.task_key not in latest or tr.run_id > latest[tr.task_key].run_id
-        ):
-            latest[tr.task_key] = tr
-    return latest
-
-
 def node_states(run: RunRecord, task_runs: Sequence[TaskRunRecord], now: int) -> dict[str, NodeState]:
     """Each task's look in ``run``: state colour, words and duration, a link to its task run page."""
     out: dict[str, NodeState] = {}
-    for key, tr in latest_attempts(task_runs).items():
+    for key, tr in latest_task_runs(task_runs).items():
         css, words = state_of(tr.state, tr.result_state)
         took = duration(tr.start_time, tr.end_time, now)
         out[key] = NodeState(
@@ -174,7 +161,7 @@ def downstream(tasks: Sequence[Mapping[str, Any]], roots: set[str]) -> set[str]:
 def repair_preselection(run: RunRecord, task_runs: Sequence[TaskRunRecord]) -> set[str]:
     """The tasks the repair dialog ticks: failed (or never run) tasks and everything downstream of them."""
     tasks = run.settings.get("tasks", [])
-    latest = latest_attempts(task_runs)
+    latest = latest_task_runs(task_runs)
     failed = {
         str(t["task_key"])
         for t in tasks
@@ -190,7 +177,7 @@ def matrix_rows(
     its state in words and its duration. Built as one string: 1,000 tasks x 10 runs are 10,000 cells."""
     cells: dict[str, list[str]] = {k: ["<td></td>"] * len(runs) for k in keys}
     for column, run in enumerate(runs):
-        for key, tr in latest_attempts(task_runs.get(run.run_id, ())).items():
+        for key, tr in latest_task_runs(task_runs.get(run.run_id, ())).items():
             if key in cells:
                 css, words = state_of(tr.state, tr.result_state)
                 took = duration(tr.start_time, tr.end_time, now)
